@@ -1,0 +1,5 @@
+package main
+
+import "io"
+
+func demo(w io.Writer) error { return nil }

@@ -1,0 +1,173 @@
+package core
+
+import (
+	"sync"
+
+	"github.com/lastseen-xmpp/lastseen/stanza"
+)
+
+// Subscription is a roster item's subscription state (RFC 6121 §2.1.2.5).
+type Subscription uint8
+
+// Subscription states. From and Both let the contact see the owner's
+// presence.
+const (
+	SubNone Subscription = iota
+	SubTo
+	SubFrom
+	SubBoth
+)
+
+// ParseSubscription maps "none", "to", "from" and "both" to a Subscription.
+func ParseSubscription(s string) (Subscription, bool) {
+	switch s {
+	case "none":
+		return SubNone, true
+	case "to":
+		return SubTo, true
+	case "from":
+		return SubFrom, true
+	case "both":
+		return SubBoth, true
+	}
+	return 0, false
+}
+
+// String returns the RFC 6121 name of s.
+func (s Subscription) String() string {
+	switch s {
+	case SubTo:
+		return "to"
+	case SubFrom:
+		return "from"
+	case SubBoth:
+		return "both"
+	}
+	return "none"
+}
+
+// Visible reports whether a contact with subscription s may see the
+// owner's presence.
+func (s Subscription) Visible() bool { return s == SubFrom || s == SubBoth }
+
+// Authorizer answers the questions the machine must ask the host before it
+// reveals anything: roster subscriptions, blocking and last-seen opt-out.
+// The host owns these facts (its roster and privacy storage); lastseen
+// never keeps a copy unless the host uses MemoryAuth.
+//
+// All JIDs are normalised. Implementations used with Sharded must be safe
+// for concurrent use.
+type Authorizer interface {
+	// Subscription returns the subscription that owner's roster holds for
+	// contact (both bare JIDs); SubNone when there is no item.
+	Subscription(owner, contact stanza.JID) Subscription
+	// Blocks reports whether owner (bare) blocks jid per XEP-0191: an item
+	// matches a full JID, a bare JID, a domain/resource or a domain, as
+	// XEP-0191 §3.4 and XEP-0016 §2.1 describe.
+	Blocks(owner, jid stanza.JID) bool
+	// Hidden reports whether owner (bare) opted out of last-seen: replies
+	// about owner then carry no delay and no offline status.
+	Hidden(owner stanza.JID) bool
+}
+
+// FactStore is an Authorizer that also takes facts, so that a host without
+// its own roster storage (or a WASM host) can feed them as events. The
+// machine's SetRoster, SetBlock and SetHidden call it.
+type FactStore interface {
+	Authorizer
+	SetSubscription(owner, contact stanza.JID, sub Subscription)
+	SetBlocked(owner, jid stanza.JID, blocked bool)
+	SetHidden(owner stanza.JID, hidden bool)
+}
+
+// MemoryAuth is an in-memory FactStore, safe for concurrent use. Its zero
+// value is empty and ready.
+type MemoryAuth struct {
+	mu     sync.RWMutex
+	roster map[[2]string]Subscription
+	blocks map[[2]string]struct{}
+	hidden map[string]struct{}
+}
+
+// NewMemoryAuth returns an empty MemoryAuth.
+func NewMemoryAuth() *MemoryAuth { return &MemoryAuth{} }
+
+// Subscription implements Authorizer.
+func (a *MemoryAuth) Subscription(owner, contact stanza.JID) Subscription {
+	a.mu.RLock()
+	defer a.mu.RUnlock()
+	return a.roster[[2]string{owner.String(), contact.Bare().String()}]
+}
+
+// Blocks implements Authorizer, matching the block list items that XEP-0191
+// §3.4 allows against jid: its full JID, its bare JID, its domain/resource
+// and its domain.
+func (a *MemoryAuth) Blocks(owner, jid stanza.JID) bool {
+	a.mu.RLock()
+	defer a.mu.RUnlock()
+	if len(a.blocks) == 0 {
+		return false
+	}
+	o := owner.String()
+	has := func(item string) bool { _, ok := a.blocks[[2]string{o, item}]; return ok }
+	if has(jid.String()) || has(jid.Bare().String()) || has(jid.Domain()) {
+		return true
+	}
+	if !jid.IsBare() && jid.HasLocal() {
+		return has(jid.Domain() + "/" + jid.Resource())
+	}
+	return false
+}
+
+// Hidden implements Authorizer.
+func (a *MemoryAuth) Hidden(owner stanza.JID) bool {
+	a.mu.RLock()
+	defer a.mu.RUnlock()
+	_, ok := a.hidden[owner.String()]
+	return ok
+}
+
+// SetSubscription implements FactStore; SubNone removes the item.
+func (a *MemoryAuth) SetSubscription(owner, contact stanza.JID, sub Subscription) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	k := [2]string{owner.Bare().String(), contact.Bare().String()}
+	if sub == SubNone {
+		delete(a.roster, k)
+		return
+	}
+	if a.roster == nil {
+		a.roster = make(map[[2]string]Subscription)
+	}
+	a.roster[k] = sub
+}
+
+// SetBlocked implements FactStore.
+func (a *MemoryAuth) SetBlocked(owner, jid stanza.JID, blocked bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	k := [2]string{owner.Bare().String(), jid.String()}
+	if !blocked {
+		delete(a.blocks, k)
+		return
+	}
+	if a.blocks == nil {
+		a.blocks = make(map[[2]string]struct{})
+	}
+	a.blocks[k] = struct{}{}
+}
+
+// SetHidden implements FactStore.
+func (a *MemoryAuth) SetHidden(owner stanza.JID, hidden bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	k := owner.Bare().String()
+	if !hidden {
+		delete(a.hidden, k)
+		return
+	}
+	if a.hidden == nil {
+		a.hidden = make(map[string]struct{})
+	}
+	a.hidden[k] = struct{}{}
+}

@@ -1,0 +1,719 @@
+package core
+
+import (
+	"bytes"
+	"strings"
+
+	"github.com/lastseen-xmpp/lastseen/clock"
+	"github.com/lastseen-xmpp/lastseen/stanza"
+)
+
+// Config sets up a Machine.
+type Config struct {
+	// Served lists the domains whose users this machine tracks and answers
+	// for. At least one is required.
+	Served []string
+	// Auth answers roster, blocking and opt-out questions. Nil means a new
+	// MemoryAuth.
+	Auth Authorizer
+	// ProbeLimit limits client-initiated probes per session (RULES C3).
+	// The zero value means DefaultRateLimit.
+	ProbeLimit RateLimit
+	// Limits bounds each stanza (size, depth, attributes); zero fields take
+	// the stanza package defaults (64 KiB, depth 32, 64 attributes).
+	Limits stanza.Limits
+	// MaxEntities caps the users and hosted domains tracked in all. When the
+	// cap is reached, input that would add one is refused with
+	// ErrTooManyEntities; nothing is ever evicted. Zero means no cap.
+	MaxEntities int
+	// MaxResources caps a user's available resources; a further one is
+	// refused with ErrTooManyResources. Zero means DefaultMaxResources.
+	MaxResources int
+}
+
+// DefaultMaxResources is the default cap on one user's available resources.
+const DefaultMaxResources = 64
+
+// Kind says what an Output is, so the host knows how to route it.
+type Kind uint8
+
+const (
+	// Reply answers a probe: deliver it to To (local session or remote
+	// server).
+	Reply Kind = iota + 1
+	// RoutedProbe is a client's probe to a JID this machine does not host,
+	// with from set to the session's full JID (RULES C1): route it like any
+	// outbound stanza.
+	RoutedProbe
+	// ErrorReply is a presence error for the session that sent a client
+	// probe (RULES C3, C4).
+	ErrorReply
+)
+
+// String names k.
+func (k Kind) String() string {
+	switch k {
+	case Reply:
+		return "reply"
+	case RoutedProbe:
+		return "probe"
+	case ErrorReply:
+		return "error"
+	}
+	return "invalid"
+}
+
+// Output is one stanza the machine emits. Its slices point into the
+// machine's own buffer and stay valid until the next call on the Machine;
+// copy them to keep them longer.
+type Output struct {
+	Kind   Kind
+	To     []byte // the normalised JID the stanza is addressed to
+	Stanza []byte // the complete stanza, without a namespace declaration
+}
+
+// Machine is the lastseen presence state machine: events in, stanzas out.
+// It reads no clock, starts no goroutine and does no I/O; every method takes
+// the current time. It is not safe for concurrent use: see Sharded.
+//
+// On refused input a method returns an error matching ErrBadInput, emits
+// nothing and leaves the state exactly as it was.
+type Machine struct {
+	served       map[string]struct{}
+	auth         Authorizer
+	limit        RateLimit
+	maxEntities  int
+	maxResources int
+
+	users   map[string]*user   // bare JID → what is tracked
+	hosted  map[string]*host   // domain JID → uptime (RULES S1, S2)
+	buckets map[string]*bucket // session full JID → probe token bucket
+	parser  stanza.Parser
+	pres    stanza.Presence
+	buf     []byte   // backing store of the outputs of the current call
+	recs    []outRec // outputs of the current call, as offsets into buf
+	outs    []Output
+	scratch []byte // decoded attribute values, kept-stanza staging
+	idbuf   []byte // the probe's id attribute while answering
+	full    []byte // a full JID being written into a reply
+}
+
+type user struct {
+	avail []resource // available resources, in the order they came online
+	last  resource   // last unavailable presence; last.name == "" when none
+}
+
+type resource struct {
+	name string // resourcepart
+	rec  record
+}
+
+// record is a kept presence: blob holds the id attribute (idLen bytes), the
+// kept root attributes (attrLen bytes), then the content, as one slice to
+// keep per-user overhead low.
+type record struct {
+	at      clock.Time
+	blob    []byte
+	idLen   int32
+	attrLen int32
+}
+
+func (r *record) id() []byte      { return r.blob[:r.idLen] }
+func (r *record) attrs() []byte   { return r.blob[r.idLen : r.idLen+r.attrLen] }
+func (r *record) content() []byte { return r.blob[r.idLen+r.attrLen:] }
+
+type host struct {
+	up    bool
+	since clock.Time
+}
+
+type outRec struct {
+	kind           Kind
+	to, start, end int
+}
+
+// New returns a Machine for cfg.
+func New(cfg Config) (*Machine, error) {
+	if len(cfg.Served) == 0 {
+		return nil, withDetail(ErrConfig, "Config.Served needs at least one domain")
+	}
+	m := &Machine{
+		served:       make(map[string]struct{}, len(cfg.Served)),
+		auth:         cfg.Auth,
+		limit:        cfg.ProbeLimit,
+		maxEntities:  cfg.MaxEntities,
+		maxResources: cfg.MaxResources,
+		users:        make(map[string]*user),
+		hosted:       make(map[string]*host),
+		buckets:      make(map[string]*bucket),
+	}
+	m.parser.Limits = cfg.Limits
+	for _, d := range cfg.Served {
+		j, err := stanza.Parse(d)
+		if err != nil || j.HasLocal() || !j.IsBare() {
+			return nil, withDetail(ErrConfig, "served domain "+d+" is not a domain JID")
+		}
+		m.served[j.String()] = struct{}{}
+	}
+	if m.auth == nil {
+		m.auth = NewMemoryAuth()
+	}
+	if m.limit == (RateLimit{}) {
+		m.limit = DefaultRateLimit
+	}
+	if err := m.limit.check(); err != nil {
+		return nil, err
+	}
+	if m.maxResources <= 0 {
+		m.maxResources = DefaultMaxResources
+	}
+	if m.maxEntities < 0 {
+		return nil, withDetail(ErrConfig, "MaxEntities must not be negative")
+	}
+	return m, nil
+}
+
+// Auth returns the machine's Authorizer.
+func (m *Machine) Auth() Authorizer { return m.auth }
+
+// Serves reports whether domain is one of the machine's served domains.
+func (m *Machine) Serves(domain string) bool { _, ok := m.served[domain]; return ok }
+
+func (m *Machine) reset() {
+	m.buf = m.buf[:0]
+	m.recs = m.recs[:0]
+}
+
+// finish turns the recorded offsets into Outputs once buf has stopped
+// growing.
+func (m *Machine) finish() []Output {
+	if len(m.recs) == 0 {
+		return nil
+	}
+	m.outs = m.outs[:0]
+	for _, r := range m.recs {
+		m.outs = append(m.outs, Output{Kind: r.kind, To: m.buf[r.to:r.start:r.start], Stanza: m.buf[r.start:r.end:r.end]})
+	}
+	return m.outs
+}
+
+func (m *Machine) begin(kind Kind, to string) {
+	r := outRec{kind: kind, to: len(m.buf)}
+	m.buf = append(m.buf, to...)
+	r.start = len(m.buf)
+	m.recs = append(m.recs, r)
+}
+
+func (m *Machine) end() { m.recs[len(m.recs)-1].end = len(m.buf) }
+
+// head appends `<presence from='…' to='…'[ type='…']`.
+func (m *Machine) head(from, to, typ string) {
+	m.buf = append(m.buf, "<presence"...)
+	m.buf = stanza.AppendAttr(m.buf, "from", from)
+	m.buf = stanza.AppendAttr(m.buf, "to", to)
+	if typ != "" {
+		m.buf = stanza.AppendAttr(m.buf, "type", typ)
+	}
+}
+
+// jid reads a JID attribute.
+func (m *Machine) jid(a *stanza.Attr) (stanza.JID, error) {
+	if !a.HasRefs() {
+		return stanza.ParseBytes(a.Raw)
+	}
+	m.scratch = a.AppendValue(m.scratch[:0])
+	return stanza.ParseBytes(m.scratch)
+}
+
+// Client handles a stanza sent by the local, authenticated session whose
+// full JID is session. Its from attribute is not trusted: the machine uses
+// session. It tracks broadcasts (RULES T1–T3), answers or routes probes
+// (C1–C4) and ignores everything else (T4, T5).
+func (m *Machine) Client(now clock.Time, session stanza.JID, raw []byte) ([]Output, error) {
+	m.reset()
+	if err := m.parser.ParsePresence(raw, &m.pres); err != nil {
+		return nil, bad("client", err)
+	}
+	c, err := m.checkClient(session, &m.pres)
+	if err != nil {
+		return nil, err
+	}
+	if err := m.client(now, &c, true); err != nil {
+		return nil, err
+	}
+	return m.finish(), nil
+}
+
+// clientIn is a client stanza that passed every check.
+type clientIn struct {
+	session stanza.JID
+	p       *stanza.Presence
+	to      stanza.JID // zero when absent
+	pending pendingProbe
+}
+
+// pendingProbe is a client probe that passed C4 and C3 and is to be
+// answered locally.
+type pendingProbe struct {
+	set    bool
+	from   stanza.JID
+	target stanza.JID
+	id     []byte // ` id='…'` or empty
+}
+
+func (m *Machine) checkSession(event string, session stanza.JID) error {
+	if session.IsZero() || session.IsBare() || !session.HasLocal() || !m.Serves(session.Domain()) {
+		return bad(event, withDetail(ErrSession, "got "+strings.TrimSpace(session.String())))
+	}
+	return nil
+}
+
+func (m *Machine) checkClient(session stanza.JID, p *stanza.Presence) (clientIn, error) {
+	c := clientIn{session: session, p: p}
+	if err := m.checkSession("client", session); err != nil {
+		return c, err
+	}
+	if p.From != nil {
+		// The machine overwrites it, but a malformed address is still
+		// malformed input (CHOICES 2).
+		if _, err := m.jid(p.From); err != nil {
+			return c, bad("client", err)
+		}
+	}
+	if p.To != nil {
+		to, err := m.jid(p.To)
+		if err != nil {
+			return c, bad("client", err)
+		}
+		c.to = to
+	}
+	if p.To == nil && p.Type == stanza.Available {
+		if err := m.checkTrack(session); err != nil {
+			return c, bad("client", err)
+		}
+	}
+	return c, nil
+}
+
+// checkTrack refuses an available broadcast that would pass a cap.
+func (m *Machine) checkTrack(session stanza.JID) error {
+	u := m.users[session.Bare().String()]
+	if u == nil {
+		if m.maxEntities > 0 && len(m.users)+len(m.hosted) >= m.maxEntities {
+			return ErrTooManyEntities
+		}
+		return nil
+	}
+	if len(u.avail) >= m.maxResources && u.find(session.Resource()) < 0 {
+		return ErrTooManyResources
+	}
+	return nil
+}
+
+// client applies a checked client stanza. With answerLocal false, a probe
+// to a local JID is left in c.pending for the caller (Sharded answers it on
+// the target's shard).
+func (m *Machine) client(now clock.Time, c *clientIn, answerLocal bool) error {
+	p := c.p
+	switch {
+	case p.Type == stanza.Probe:
+		return m.clientProbe(now, c, answerLocal)
+	case p.To != nil:
+		return nil // directed presence: T4
+	case p.Type == stanza.Available:
+		m.track(now, c.session, p)
+	case p.Type == stanza.Unavailable:
+		if m.maxEntities > 0 && m.users[c.session.Bare().String()] == nil &&
+			len(m.users)+len(m.hosted) >= m.maxEntities {
+			return bad("client", ErrTooManyEntities)
+		}
+		m.untrack(now, c.session, p)
+	}
+	return nil
+}
+
+func (u *user) find(res string) int {
+	for i := range u.avail {
+		if u.avail[i].name == res {
+			return i
+		}
+	}
+	return -1
+}
+
+// track applies an available broadcast (RULES T1, T2).
+func (m *Machine) track(now clock.Time, session stanza.JID, p *stanza.Presence) {
+	bare := session.Bare().String()
+	u := m.users[bare]
+	if u == nil {
+		u = &user{}
+		m.users[strings.Clone(bare)] = u
+	}
+	s := p.AppendIDAttr(m.scratch[:0])
+	idLen := len(s)
+	s, attrLen := p.AppendKept(s)
+	m.scratch = s
+	i := u.find(session.Resource())
+	if i < 0 {
+		u.avail = append(u.avail, resource{name: strings.Clone(session.Resource())})
+		i = len(u.avail) - 1
+		u.avail[i].rec.at = now
+	} else if r := &u.avail[i].rec; !bytes.Equal(r.blob[r.idLen:], s[idLen:]) {
+		r.at = now
+	}
+	r := &u.avail[i].rec
+	r.blob = append(r.blob[:0], s...)
+	r.idLen, r.attrLen = int32(idLen), int32(attrLen)
+}
+
+// untrack applies an unavailable broadcast (RULES T3).
+func (m *Machine) untrack(now clock.Time, session stanza.JID, p *stanza.Presence) {
+	bare := session.Bare().String()
+	u := m.users[bare]
+	if u == nil {
+		u = &user{}
+		m.users[strings.Clone(bare)] = u
+	}
+	var blob []byte
+	var attrLen int
+	if p != nil {
+		blob, attrLen = p.AppendKept(nil)
+	}
+	if i := u.find(session.Resource()); i >= 0 {
+		u.avail = append(u.avail[:i], u.avail[i+1:]...)
+	}
+	u.last = resource{name: strings.Clone(session.Resource()), rec: record{at: now, blob: blob, attrLen: int32(attrLen)}}
+}
+
+// Close tells the machine that session ended without unavailable presence
+// (RULES T3): if it was available, it becomes unavailable now. Its probe
+// rate-limit bucket is dropped.
+func (m *Machine) Close(now clock.Time, session stanza.JID) ([]Output, error) {
+	m.reset()
+	if err := m.checkSession("close", session); err != nil {
+		return nil, err
+	}
+	m.close(now, session)
+	return nil, nil
+}
+
+func (m *Machine) close(now clock.Time, session stanza.JID) {
+	delete(m.buckets, session.String())
+	if u := m.users[session.Bare().String()]; u != nil && u.find(session.Resource()) >= 0 {
+		m.untrack(now, session, nil)
+	}
+}
+
+func (m *Machine) clientProbe(now clock.Time, c *clientIn, answerLocal bool) error {
+	target := c.to
+	if c.p.To == nil {
+		target = c.session.Bare()
+	}
+	user := c.session.Bare()
+	// C4 before C3, and neither uses a token.
+	if m.auth.Blocks(user, target) {
+		m.begin(ErrorReply, c.session.String())
+		m.head(target.String(), c.session.String(), "error")
+		m.buf = c.p.AppendIDAttr(m.buf)
+		m.buf = append(m.buf, "><error type='cancel'><not-acceptable xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/><blocked xmlns='urn:xmpp:blocking:errors'/></error></presence>"...)
+		m.end()
+		return nil
+	}
+	if !m.take(now, c.session) {
+		m.begin(ErrorReply, c.session.String())
+		m.head(target.String(), c.session.String(), "error")
+		m.buf = c.p.AppendIDAttr(m.buf)
+		m.buf = append(m.buf, "><error type='wait'><policy-violation xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></presence>"...)
+		m.end()
+		return nil
+	}
+	if !m.local(target) {
+		m.begin(RoutedProbe, target.String())
+		m.head(c.session.String(), target.String(), "probe")
+		m.buf = c.p.AppendIDAttr(m.buf)
+		m.buf = append(m.buf, "/>"...)
+		m.end()
+		return nil
+	}
+	if !answerLocal {
+		c.pending = pendingProbe{set: true, from: c.session, target: target, id: c.p.AppendIDAttr(nil)}
+		return nil
+	}
+	m.idbuf = c.p.AppendIDAttr(m.idbuf[:0])
+	m.answer(c.session, target, m.idbuf)
+	return nil
+}
+
+// take spends one probe token of session, reporting false when none is
+// left.
+func (m *Machine) take(now clock.Time, session stanza.JID) bool {
+	b := m.buckets[session.String()]
+	if b == nil {
+		b = &bucket{level: m.limit.capacity(), at: now}
+		m.buckets[session.String()] = b
+	}
+	m.limit.refill(b, now)
+	if b.level < uint64(m.limit.Per) {
+		return false
+	}
+	b.level -= uint64(m.limit.Per)
+	return true
+}
+
+// local reports whether the machine answers probes to j itself: a JID at a
+// served domain, or a hosted component (with or without a resource).
+func (m *Machine) local(j stanza.JID) bool {
+	if m.Serves(j.Domain()) {
+		return true
+	}
+	if j.HasLocal() {
+		return false
+	}
+	_, ok := m.hosted[j.Domain()]
+	return ok
+}
+
+// Server handles a stanza from another server or a local component, whose
+// from the host has verified. Probes to local JIDs are answered (RULES
+// P1–P6, F1, S1, S2); other presence is ignored (T5).
+func (m *Machine) Server(now clock.Time, raw []byte) ([]Output, error) {
+	m.reset()
+	if err := m.parser.ParsePresence(raw, &m.pres); err != nil {
+		return nil, bad("server", err)
+	}
+	from, to, err := m.checkServer(&m.pres)
+	if err != nil {
+		return nil, err
+	}
+	if m.pres.Type == stanza.Probe {
+		m.idbuf = m.pres.AppendIDAttr(m.idbuf[:0])
+		m.answer(from, to, m.idbuf)
+	}
+	return m.finish(), nil
+}
+
+func (m *Machine) checkServer(p *stanza.Presence) (from, to stanza.JID, err error) {
+	if p.From == nil {
+		return from, to, bad("server", ErrNoFrom)
+	}
+	if from, err = m.jid(p.From); err != nil {
+		return from, to, bad("server", err)
+	}
+	if p.To != nil {
+		if to, err = m.jid(p.To); err != nil {
+			return from, to, bad("server", err)
+		}
+	}
+	if p.Type == stanza.Probe {
+		if p.To == nil {
+			return from, to, bad("server", ErrNoTo)
+		}
+		if !m.local(to) {
+			return from, to, bad("server", withDetail(ErrNotLocal, to.String()))
+		}
+	}
+	return from, to, nil
+}
+
+// answer replies to a probe from r to the local JID x (RULES P1–P6, F1, S1,
+// S2). id is the probe's ` id='…'`, or empty. It never changes state (P6).
+func (m *Machine) answer(r, x stanza.JID, id []byte) {
+	rs := r.String()
+	if !x.HasLocal() {
+		m.answerHost(rs, x, id)
+		return
+	}
+	owner := x.Bare()
+	if m.auth.Blocks(owner, r) { // P1
+		return
+	}
+	us := owner.String()
+	if r.Bare().String() != us && !m.auth.Subscription(owner, r.Bare()).Visible() { // P2
+		m.begin(Reply, rs)
+		m.head(us, rs, "unsubscribed")
+		m.buf = append(m.buf, id...)
+		m.buf = append(m.buf, "/>"...)
+		m.end()
+		return
+	}
+	u := m.users[us]
+	if !x.IsBare() { // F1
+		m.begin(Reply, rs)
+		typ := "unavailable"
+		if u != nil && u.find(x.Resource()) >= 0 {
+			typ = ""
+		}
+		m.head(x.String(), rs, typ)
+		m.buf = append(m.buf, id...)
+		m.buf = append(m.buf, "/>"...)
+		m.end()
+		return
+	}
+	hidden := m.auth.Hidden(owner)
+	if u != nil && len(u.avail) > 0 { // P4
+		for i := range u.avail {
+			res := &u.avail[i]
+			m.begin(Reply, rs)
+			m.full = append(append(append(m.full[:0], us...), '/'), res.name...)
+			m.buf = append(m.buf, "<presence"...)
+			m.buf = stanza.AppendAttr(m.buf, "from", m.full)
+			m.buf = stanza.AppendAttr(m.buf, "to", rs)
+			m.buf = append(m.buf, res.rec.id()...)
+			m.buf = append(m.buf, res.rec.attrs()...)
+			m.body(res.rec.content(), m.full, res.rec.at, !hidden)
+			m.end()
+		}
+		return
+	}
+	// P3, P5.
+	m.begin(Reply, rs)
+	m.head(us, rs, "unavailable")
+	m.buf = append(m.buf, id...)
+	if u == nil || u.last.name == "" || hidden {
+		m.buf = append(m.buf, "/>"...)
+		m.end()
+		return
+	}
+	m.buf = append(m.buf, u.last.rec.attrs()...)
+	m.full = append(append(append(m.full[:0], us...), '/'), u.last.name...)
+	m.body(u.last.rec.content(), m.full, u.last.rec.at, true)
+	m.end()
+}
+
+// body closes the start tag and writes content, an optional delay from
+// delayFrom, and the end tag.
+func (m *Machine) body(content, delayFrom []byte, at clock.Time, delay bool) {
+	if len(content) == 0 && !delay {
+		m.buf = append(m.buf, "/>"...)
+		return
+	}
+	m.buf = append(m.buf, '>')
+	m.buf = append(m.buf, content...)
+	if delay {
+		m.buf = stanza.AppendDelay(m.buf, delayFrom, at)
+	}
+	m.buf = append(m.buf, "</presence>"...)
+}
+
+// answerHost replies to a probe to a served domain or hosted component
+// (RULES S1, S2).
+func (m *Machine) answerHost(rs string, x stanza.JID, id []byte) {
+	xs := x.String()
+	m.begin(Reply, rs)
+	h := m.hosted[x.Domain()]
+	if !x.IsBare() || h == nil { // CHOICES 13; S2's never-up domain
+		m.head(xs, rs, "unavailable")
+		m.buf = append(m.buf, id...)
+		m.buf = append(m.buf, "/>"...)
+		m.end()
+		return
+	}
+	typ := ""
+	if !h.up {
+		typ = "unavailable"
+	}
+	m.head(xs, rs, typ)
+	m.buf = append(m.buf, id...)
+	m.buf = append(m.buf, '>')
+	m.buf = stanza.AppendDelay(m.buf, xs, h.since)
+	m.buf = append(m.buf, "</presence>"...)
+	m.end()
+}
+
+// Up tells the machine that the server domain or component jid came online
+// now (RULES S1). A second Up while up keeps the first time.
+func (m *Machine) Up(now clock.Time, jid stanza.JID) ([]Output, error) {
+	return m.upDown("up", now, jid, true)
+}
+
+// Down tells the machine that the component jid went offline now (RULES
+// S2).
+func (m *Machine) Down(now clock.Time, jid stanza.JID) ([]Output, error) {
+	return m.upDown("down", now, jid, false)
+}
+
+func (m *Machine) upDown(event string, now clock.Time, jid stanza.JID, up bool) ([]Output, error) {
+	m.reset()
+	if jid.IsZero() || jid.HasLocal() || !jid.IsBare() {
+		return nil, bad(event, withDetail(ErrNotDomain, jid.String()))
+	}
+	d := jid.String()
+	h := m.hosted[d]
+	if h == nil {
+		if m.maxEntities > 0 && len(m.users)+len(m.hosted) >= m.maxEntities {
+			return nil, bad(event, ErrTooManyEntities)
+		}
+		h = &host{}
+		m.hosted[strings.Clone(d)] = h
+	} else if h.up && up {
+		return nil, nil
+	}
+	h.up, h.since = up, now
+	return nil, nil
+}
+
+// facts returns the FactStore behind the machine's Authorizer.
+func (m *Machine) facts(event string) (FactStore, error) {
+	fs, ok := m.auth.(FactStore)
+	if !ok {
+		return nil, bad(event, ErrNoFactStore)
+	}
+	return fs, nil
+}
+
+// SetRoster records that owner's roster holds contact with subscription
+// sub. It needs an Authorizer that is a FactStore (the default is).
+func (m *Machine) SetRoster(owner, contact stanza.JID, sub Subscription) error {
+	fs, err := m.facts("roster")
+	if err != nil {
+		return err
+	}
+	if owner.IsZero() || contact.IsZero() || sub > SubBoth {
+		return bad("roster", withDetail(ErrConfig, "roster needs an owner, a contact and a subscription"))
+	}
+	fs.SetSubscription(owner.Bare(), contact.Bare(), sub)
+	return nil
+}
+
+// SetBlock records that owner blocks (or no longer blocks) jid.
+func (m *Machine) SetBlock(owner, jid stanza.JID, blocked bool) error {
+	fs, err := m.facts("block")
+	if err != nil {
+		return err
+	}
+	if owner.IsZero() || jid.IsZero() {
+		return bad("block", withDetail(ErrConfig, "block needs an owner and a JID"))
+	}
+	fs.SetBlocked(owner.Bare(), jid, blocked)
+	return nil
+}
+
+// SetHidden records that owner opted out of (or back into) last-seen.
+func (m *Machine) SetHidden(owner stanza.JID, hidden bool) error {
+	fs, err := m.facts("hide")
+	if err != nil {
+		return err
+	}
+	if owner.IsZero() {
+		return bad("hide", withDetail(ErrConfig, "hide needs an owner"))
+	}
+	fs.SetHidden(owner.Bare(), hidden)
+	return nil
+}
+
+// SetProbeLimit changes the client-probe rate limit for every session from
+// now on; existing buckets keep the share of a token they hold, capped at
+// the new capacity.
+func (m *Machine) SetProbeLimit(l RateLimit) error {
+	if err := l.check(); err != nil {
+		return bad("limit", err)
+	}
+	for _, b := range m.buckets {
+		b.level = m.limit.rescale(b.level, l)
+	}
+	m.limit = l
+	return nil
+}
+
+// ProbeLimit returns the current client-probe rate limit.
+func (m *Machine) ProbeLimit() RateLimit { return m.limit }

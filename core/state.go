@@ -1,0 +1,91 @@
+package core
+
+import (
+	"encoding/binary"
+	"hash/crc32"
+	"sort"
+
+	"github.com/lastseen-xmpp/lastseen/clock"
+)
+
+// stateMagic and stateVersion open every encoded state, so that a reader
+// can refuse what it does not understand.
+const (
+	stateMagic   = "LSST"
+	stateVersion = 1
+)
+
+// AppendState appends a deterministic encoding of everything the machine
+// tracks to dst: users' available resources and last unavailable presence,
+// hosted domains, probe buckets and the probe limit. Two machines that
+// tracked the same inputs encode byte for byte the same, on every engine.
+//
+// The encoding is versioned and ends with a CRC-32C of what precedes it.
+func (m *Machine) AppendState(dst []byte) []byte {
+	start := len(dst)
+	dst = append(dst, stateMagic...)
+	dst = binary.AppendUvarint(dst, stateVersion)
+	dst = binary.AppendUvarint(dst, uint64(m.limit.Burst))
+	dst = binary.AppendUvarint(dst, uint64(m.limit.Per))
+
+	dst = binary.AppendUvarint(dst, uint64(len(m.users)))
+	for _, k := range sortedKeys(m.users) {
+		u := m.users[k]
+		dst = appendString(dst, k)
+		dst = binary.AppendUvarint(dst, uint64(len(u.avail)))
+		for i := range u.avail {
+			dst = appendResource(dst, &u.avail[i])
+		}
+		dst = appendResource(dst, &u.last)
+	}
+	dst = binary.AppendUvarint(dst, uint64(len(m.hosted)))
+	for _, k := range sortedKeys(m.hosted) {
+		h := m.hosted[k]
+		dst = appendString(dst, k)
+		up := byte(0)
+		if h.up {
+			up = 1
+		}
+		dst = append(dst, up)
+		dst = appendTime(dst, h.since)
+	}
+	dst = binary.AppendUvarint(dst, uint64(len(m.buckets)))
+	for _, k := range sortedKeys(m.buckets) {
+		b := m.buckets[k]
+		dst = appendString(dst, k)
+		dst = binary.AppendUvarint(dst, b.level)
+		dst = appendTime(dst, b.at)
+	}
+	sum := crc32.Checksum(dst[start:], crc32.MakeTable(crc32.Castagnoli))
+	return binary.BigEndian.AppendUint32(dst, sum)
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+func appendString(dst []byte, s string) []byte {
+	dst = binary.AppendUvarint(dst, uint64(len(s)))
+	return append(dst, s...)
+}
+
+func appendTime(dst []byte, t clock.Time) []byte {
+	return binary.AppendVarint(dst, int64(t))
+}
+
+func appendResource(dst []byte, r *resource) []byte {
+	dst = appendString(dst, r.name)
+	if r.name == "" {
+		return dst
+	}
+	dst = appendTime(dst, r.rec.at)
+	dst = binary.AppendUvarint(dst, uint64(r.rec.idLen))
+	dst = binary.AppendUvarint(dst, uint64(r.rec.attrLen))
+	dst = binary.AppendUvarint(dst, uint64(len(r.rec.blob)))
+	return append(dst, r.rec.blob...)
+}

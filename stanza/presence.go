@@ -1,0 +1,215 @@
+package stanza
+
+import (
+	"errors"
+	"strconv"
+)
+
+// Type is a presence stanza's type (RFC 6121 §4.7.1).
+type Type uint8
+
+// The presence types of RFC 6121. Available is the absent type attribute.
+const (
+	Available Type = iota
+	Unavailable
+	Subscribe
+	Subscribed
+	Unsubscribe
+	Unsubscribed
+	Probe
+	Error
+)
+
+var typeNames = [...]string{"", "unavailable", "subscribe", "subscribed", "unsubscribe", "unsubscribed", "probe", "error"}
+
+// String returns the type attribute value, "" for Available.
+func (t Type) String() string {
+	if int(t) < len(typeNames) {
+		return typeNames[t]
+	}
+	return "invalid"
+}
+
+// Subscription reports whether t is one of the four subscription types.
+func (t Type) Subscription() bool { return t >= Subscribe && t <= Unsubscribed }
+
+// ParseType maps a type attribute value to a Type. "available" is not a
+// value RFC 6121 allows (absence means available) and is refused.
+func ParseType(v []byte) (Type, bool) {
+	for i := 1; i < len(typeNames); i++ {
+		if string(v) == typeNames[i] {
+			return Type(i), true
+		}
+	}
+	return 0, false
+}
+
+// Errors a presence view reports besides those of the XML parser.
+var (
+	// ErrNotPresence means the stanza's root is not <presence/> in the
+	// jabber:client or jabber:server namespace (or none).
+	ErrNotPresence = errors.New("not a presence stanza")
+	// ErrUnknownType means the presence type attribute is not one of RFC
+	// 6121's.
+	ErrUnknownType = errors.New("unknown presence type")
+)
+
+// Presence is a parsed presence stanza: the root element view plus its
+// decoded addressing. It aliases the input and the Parser's buffers and is
+// valid until the Parser parses again.
+type Presence struct {
+	*Element
+	Type Type
+	From *Attr // nil when absent
+	To   *Attr // nil when absent
+	ID   *Attr // nil when absent
+	typ  *Attr
+}
+
+// ContentNamespace reports whether ns is a namespace in which a stanza's
+// top-level elements live: jabber:client, jabber:server, or none (a host
+// may strip the stream's default namespace).
+func ContentNamespace(ns []byte) bool {
+	return len(ns) == 0 || string(ns) == NSClient || string(ns) == NSServer
+}
+
+// ParsePresence parses raw as one presence stanza. Besides the XML checks of
+// Parse, it refuses any other stanza (ErrNotPresence) and unknown types
+// (ErrUnknownType). JIDs are not checked here: see ParseBytes.
+func (p *Parser) ParsePresence(raw []byte, out *Presence) error {
+	el, err := p.Parse(raw)
+	if err != nil {
+		return err
+	}
+	*out = Presence{Element: el}
+	if string(el.Local) != "presence" || !ContentNamespace(el.Space) {
+		return &SyntaxError{Offset: 1, Msg: "<" + string(el.Local) + "/> is not <presence/>: lastseen only takes presence stanzas", Err: ErrNotPresence}
+	}
+	for i := range el.Attrs {
+		a := &el.Attrs[i]
+		if a.Decl || a.Prefix != nil {
+			continue
+		}
+		switch string(a.Local) {
+		case "from":
+			out.From = a
+		case "to":
+			out.To = a
+		case "id":
+			out.ID = a
+		case "type":
+			out.typ = a
+		}
+	}
+	if out.typ != nil {
+		v := out.typ.Raw
+		if out.typ.HasRefs() {
+			v = out.typ.AppendValue(nil)
+		}
+		t, ok := ParseType(v)
+		if !ok {
+			return &SyntaxError{Offset: out.typ.Start, Msg: "presence type " + strconv.Quote(string(v)) + " is not one of RFC 6121's (available presence has no type)", Err: ErrUnknownType}
+		}
+		out.Type = t
+	}
+	return nil
+}
+
+// Kept reports whether root attribute a travels with a kept stanza: every
+// attribute but from, to, id, type and a default namespace declaration
+// (replies are written into whichever stream the host sends them on).
+func Kept(a *Attr) bool {
+	if a.Decl {
+		return a.Prefix != nil
+	}
+	if a.Prefix != nil {
+		return true
+	}
+	switch string(a.Local) {
+	case "from", "to", "id", "type":
+		return false
+	}
+	return true
+}
+
+// IsDelay reports whether a top-level child is a delay stamp: XEP-0203's
+// <delay xmlns='urn:xmpp:delay'/> or the legacy XEP-0091
+// <x xmlns='jabber:x:delay'/>.
+func (n *Node) IsDelay() bool {
+	if n.Text {
+		return false
+	}
+	return string(n.Local) == "delay" && string(n.Space) == NSDelay ||
+		string(n.Local) == "x" && string(n.Space) == NSLegacyDelay
+}
+
+// AppendKept appends what a presence keeps when it is stored: the kept root
+// attributes (see Kept), each with a leading space, then a separator
+// position, then the content with delay children and white-space-only text
+// between children dropped. It returns the new slice and the length of the
+// attribute part, so that dst[start:start+attrLen] are attributes and the
+// rest is content.
+func (p *Presence) AppendKept(dst []byte) ([]byte, int) {
+	start := len(dst)
+	for i := range p.Attrs {
+		a := &p.Attrs[i]
+		if Kept(a) {
+			dst = append(dst, ' ')
+			dst = append(dst, p.Raw[a.Start:a.End]...)
+		}
+	}
+	attrLen := len(dst) - start
+	for i := range p.Children {
+		n := &p.Children[i]
+		if n.Blank || n.IsDelay() {
+			continue
+		}
+		dst = append(dst, p.Raw[n.Start:n.End]...)
+	}
+	return dst, attrLen
+}
+
+// AppendIDAttr appends ` id='…'` as written in the input (same quoting and
+// escaping), or nothing when the stanza has no id.
+func (p *Presence) AppendIDAttr(dst []byte) []byte {
+	if p.ID == nil {
+		return dst
+	}
+	dst = append(dst, ' ')
+	return append(dst, p.Raw[p.ID.Start:p.ID.End]...)
+}
+
+// AppendAttr appends ` name='value'`, escaping value for a single-quoted
+// attribute.
+func AppendAttr[S ~string | ~[]byte](dst []byte, name string, value S) []byte {
+	dst = append(dst, ' ')
+	dst = append(dst, name...)
+	dst = append(dst, '=', '\'')
+	dst = AppendEscaped(dst, value)
+	return append(dst, '\'')
+}
+
+// AppendEscaped appends s escaped for use in text or in a single- or
+// double-quoted attribute value.
+func AppendEscaped[S ~string | ~[]byte](dst []byte, s S) []byte {
+	for i := 0; i < len(s); i++ {
+		var rep string
+		switch s[i] {
+		case '<':
+			rep = "&lt;"
+		case '>':
+			rep = "&gt;"
+		case '&':
+			rep = "&amp;"
+		case '\'':
+			rep = "&apos;"
+		case '"':
+			rep = "&quot;"
+		default:
+			dst = append(dst, s[i])
+			continue
+		}
+		dst = append(dst, rep...)
+	}
+	return dst
+}

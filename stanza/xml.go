@@ -1,0 +1,778 @@
+package stanza
+
+import (
+	"bytes"
+	"errors"
+	"strconv"
+	"unicode/utf8"
+)
+
+// Namespaces the parser and the reply builder need by name.
+const (
+	NSClient      = "jabber:client"
+	NSServer      = "jabber:server"
+	NSDelay       = "urn:xmpp:delay"
+	NSLegacyDelay = "jabber:x:delay"
+	NSStanzas     = "urn:ietf:params:xml:ns:xmpp-stanzas"
+	NSBlockErr    = "urn:xmpp:blocking:errors"
+	nsXML         = "http://www.w3.org/XML/1998/namespace"
+	nsXMLNS       = "http://www.w3.org/2000/xmlns/"
+)
+
+// Errors a parse can end with. Every parse error wraps exactly one of them,
+// so callers can sort bad input with errors.Is.
+var (
+	// ErrMalformed means the input is not well-formed, namespace-well-formed
+	// XML or not valid UTF-8.
+	ErrMalformed = errors.New("malformed XML")
+	// ErrRestricted means the input uses XML that RFC 6120 §11.1 forbids in
+	// XMPP: a DTD, a comment, a processing instruction (including an XML
+	// declaration), or an entity reference other than the five predefined
+	// ones and character references.
+	ErrRestricted = errors.New("XML feature forbidden by RFC 6120 §11")
+	// ErrTooLarge means the input is longer than Limits.MaxBytes.
+	ErrTooLarge = errors.New("stanza too large")
+	// ErrTooComplex means the input nests deeper than Limits.MaxDepth or
+	// has an element with more attributes than Limits.MaxAttrs.
+	ErrTooComplex = errors.New("stanza too complex")
+)
+
+// SyntaxError reports where and why the parser refused its input. It wraps
+// one of ErrMalformed, ErrRestricted, ErrTooLarge or ErrTooComplex.
+type SyntaxError struct {
+	Offset int    // byte offset in the input where the problem was found
+	Msg    string // what was wrong, for people
+	Err    error  // the class of problem
+}
+
+func (e *SyntaxError) Error() string {
+	return e.Err.Error() + " at byte " + strconv.Itoa(e.Offset) + ": " + e.Msg
+}
+
+// Unwrap returns the class of problem.
+func (e *SyntaxError) Unwrap() error { return e.Err }
+
+// Limits bounds the input the parser accepts, so that hostile input costs
+// bounded time and memory.
+type Limits struct {
+	MaxBytes int // longest stanza in bytes; 0 means DefaultMaxBytes
+	MaxDepth int // deepest element nesting, the root being depth 1; 0 means DefaultMaxDepth
+	MaxAttrs int // most attributes (namespace declarations included) on one element; 0 means DefaultMaxAttrs
+}
+
+// Defaults for Limits fields left zero.
+const (
+	DefaultMaxBytes = 64 << 10
+	DefaultMaxDepth = 32
+	DefaultMaxAttrs = 64
+)
+
+func (l Limits) norm() Limits {
+	if l.MaxBytes <= 0 {
+		l.MaxBytes = DefaultMaxBytes
+	}
+	if l.MaxDepth <= 0 {
+		l.MaxDepth = DefaultMaxDepth
+	}
+	if l.MaxAttrs <= 0 {
+		l.MaxAttrs = DefaultMaxAttrs
+	}
+	return l
+}
+
+// Attr is one attribute of a stanza's root element, as a view into the
+// input.
+type Attr struct {
+	Start, End int    // span of `name='value'` in the input
+	Prefix     []byte // name prefix, nil if none
+	Local      []byte // local name
+	Space      []byte // resolved namespace; nil for unprefixed attributes
+	Raw        []byte // the value as written, between the quotes
+	Quote      byte   // ' or "
+	Decl       bool   // a namespace declaration: xmlns (Prefix nil) or xmlns:Local
+}
+
+// HasRefs reports whether the raw value holds entity or character
+// references, that is whether Value must decode.
+func (a *Attr) HasRefs() bool { return bytes.IndexByte(a.Raw, '&') >= 0 }
+
+// AppendValue appends the attribute's value, references decoded, to dst.
+func (a *Attr) AppendValue(dst []byte) []byte { return appendDecoded(dst, a.Raw) }
+
+// Node is one top-level piece of a stanza's content: a child element or a
+// run of character data (text or CDATA) between children.
+type Node struct {
+	Start, End int    // span in the input
+	Text       bool   // character data rather than an element
+	Blank      bool   // character data made only of XML white space
+	Local      []byte // element local name
+	Space      []byte // element namespace, resolved
+}
+
+// Element is the parsed root of a stanza: a view into the input, valid until
+// the Parser that produced it parses again.
+type Element struct {
+	Raw          []byte // the whole input
+	Prefix       []byte // root name prefix, nil if none
+	Local        []byte // root local name
+	Space        []byte // root namespace, resolved (nil when none is in scope)
+	Attrs        []Attr // the root's attributes in document order
+	Children     []Node // the root's content in document order
+	ContentStart int    // offset just after the root start tag
+	ContentEnd   int    // offset of the root end tag (== ContentStart for <x/>)
+}
+
+// Attr returns the root attribute with no namespace and the given local name.
+func (e *Element) Attr(local string) *Attr {
+	for i := range e.Attrs {
+		a := &e.Attrs[i]
+		if a.Space == nil && !a.Decl && string(a.Local) == local {
+			return a
+		}
+	}
+	return nil
+}
+
+type nsDecl struct {
+	prefix []byte // nil for the default namespace
+	uri    []byte // nil undeclares the default namespace
+}
+
+type openElem struct {
+	name   []byte // qualified name as written, to match the end tag
+	ns     int    // len(p.ns) before this element's declarations
+	prefix []byte
+	local  []byte
+}
+
+// Parser parses stanzas: the restricted XML of RFC 6120 §11, one root
+// element. A Parser reuses its buffers, so parsing allocates nothing once
+// warm; it is not safe for concurrent use.
+type Parser struct {
+	Limits Limits
+
+	el      Element
+	ns      []nsDecl
+	stack   []openElem
+	scratch []Attr // attributes of the element being read
+	dec     [][]byte
+}
+
+// Parse checks that raw is one well-formed stanza within the limits and
+// returns a view of its root. The view and everything in it alias raw and
+// the Parser's buffers: they stay valid until the next call to Parse.
+func (p *Parser) Parse(raw []byte) (*Element, error) {
+	lim := p.Limits.norm()
+	if len(raw) > lim.MaxBytes {
+		return nil, &SyntaxError{Offset: lim.MaxBytes, Msg: "longer than " + strconv.Itoa(lim.MaxBytes) + " bytes", Err: ErrTooLarge}
+	}
+	if err := checkChars(raw); err != nil {
+		return nil, err
+	}
+	p.el = Element{Raw: raw, Attrs: p.el.Attrs[:0], Children: p.el.Children[:0]}
+	p.ns = p.ns[:0]
+	p.stack = p.stack[:0]
+	p.dec = p.dec[:0]
+	s := scanner{p: p, b: raw, lim: lim}
+	if err := s.document(); err != nil {
+		return nil, err
+	}
+	return &p.el, nil
+}
+
+type scanner struct {
+	p   *Parser
+	b   []byte
+	i   int
+	lim Limits
+}
+
+func (s *scanner) fail(err error, msg string) error {
+	return &SyntaxError{Offset: s.i, Msg: msg, Err: err}
+}
+
+func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
+
+func (s *scanner) skipSpace() {
+	for s.i < len(s.b) && isSpace(s.b[s.i]) {
+		s.i++
+	}
+}
+
+// checkChars rejects bytes that are not XML 1.0 Chars: invalid UTF-8,
+// C0 controls other than tab, LF and CR, and U+FFFE/U+FFFF. Doing it once
+// up front keeps the per-token loops simple.
+func checkChars(b []byte) error {
+	for i := 0; i < len(b); {
+		c := b[i]
+		if c < 0x80 {
+			if c < 0x20 && c != '\t' && c != '\n' && c != '\r' {
+				return &SyntaxError{Offset: i, Msg: "control character " + strconv.Itoa(int(c)) + " is not allowed in XML", Err: ErrMalformed}
+			}
+			i++
+			continue
+		}
+		r, n := utf8.DecodeRune(b[i:])
+		if r == utf8.RuneError && n <= 1 {
+			return &SyntaxError{Offset: i, Msg: "invalid UTF-8", Err: ErrMalformed}
+		}
+		if r == 0xFFFE || r == 0xFFFF {
+			return &SyntaxError{Offset: i, Msg: "U+FFFE and U+FFFF are not XML characters", Err: ErrMalformed}
+		}
+		i += n
+	}
+	return nil
+}
+
+func (s *scanner) document() error {
+	s.skipSpace()
+	if s.i >= len(s.b) {
+		return s.fail(ErrMalformed, "no element")
+	}
+	if s.b[s.i] != '<' {
+		return s.fail(ErrMalformed, "text before the root element")
+	}
+	if err := s.markup(0); err != nil {
+		return err
+	}
+	if len(s.p.stack) > 0 {
+		if err := s.content(); err != nil {
+			return err
+		}
+	}
+	s.skipSpace()
+	if s.i < len(s.b) {
+		if s.b[s.i] == '<' {
+			if err := s.special(); err != nil {
+				return err
+			}
+			return s.fail(ErrMalformed, "more than one root element")
+		}
+		return s.fail(ErrMalformed, "text after the root element")
+	}
+	return nil
+}
+
+// special refuses markup that XMPP forbids, with the reason; it returns nil
+// for anything else.
+func (s *scanner) special() error {
+	rest := s.b[s.i:]
+	switch {
+	case bytes.HasPrefix(rest, []byte("<!--")):
+		return s.fail(ErrRestricted, "comments are not allowed")
+	case bytes.HasPrefix(rest, []byte("<?")):
+		return s.fail(ErrRestricted, "processing instructions (and XML declarations) are not allowed in a stanza")
+	case bytes.HasPrefix(rest, []byte("<!DOCTYPE")):
+		return s.fail(ErrRestricted, "a DTD is not allowed")
+	}
+	return nil
+}
+
+// markup reads one construct starting at '<' at the given depth (the number
+// of open elements).
+func (s *scanner) markup(depth int) error {
+	if err := s.special(); err != nil {
+		return err
+	}
+	if s.i+1 < len(s.b) && s.b[s.i+1] == '!' {
+		return s.fail(ErrMalformed, "unexpected <!")
+	}
+	return s.startTag(depth)
+}
+
+// content reads everything inside the root until its end tag.
+func (s *scanner) content() error {
+	p := s.p
+	textStart, blank := s.i, true
+	flushText := func(end int) {
+		if end > textStart && len(p.stack) == 1 {
+			p.el.Children = append(p.el.Children, Node{Start: textStart, End: end, Text: true, Blank: blank})
+		}
+	}
+	for s.i < len(s.b) {
+		c := s.b[s.i]
+		switch c {
+		case '<':
+			if s.i+1 < len(s.b) && s.b[s.i+1] == '/' {
+				flushText(s.i)
+				if err := s.endTag(); err != nil {
+					return err
+				}
+				if len(p.stack) == 0 {
+					return nil
+				}
+				textStart, blank = s.i, true
+				continue
+			}
+			if bytes.HasPrefix(s.b[s.i:], []byte("<![CDATA[")) {
+				end := bytes.Index(s.b[s.i+9:], []byte("]]>"))
+				if end < 0 {
+					return s.fail(ErrMalformed, "unterminated CDATA section")
+				}
+				for _, d := range s.b[s.i+9 : s.i+9+end] {
+					if !isSpace(d) {
+						blank = false
+						break
+					}
+				}
+				s.i += 9 + end + 3
+				continue
+			}
+			flushText(s.i)
+			if err := s.markup(len(p.stack)); err != nil {
+				return err
+			}
+			textStart, blank = s.i, true
+		case '&':
+			if err := s.reference(); err != nil {
+				return err
+			}
+			blank = false
+		case '>':
+			if s.i >= 2 && s.b[s.i-1] == ']' && s.b[s.i-2] == ']' {
+				return s.fail(ErrMalformed, "']]>' is not allowed in text")
+			}
+			blank = false
+			s.i++
+		default:
+			if !isSpace(c) {
+				blank = false
+			}
+			s.i++
+		}
+	}
+	return s.fail(ErrMalformed, "unexpected end of input: <"+string(p.stack[len(p.stack)-1].name)+"> is not closed")
+}
+
+// reference checks one reference starting at '&' and moves past it.
+func (s *scanner) reference() error {
+	n, err := refLen(s.b[s.i:])
+	if err != nil {
+		return s.fail(err, refMsg(err, s.b[s.i:]))
+	}
+	s.i += n
+	return nil
+}
+
+func refMsg(err error, b []byte) string {
+	if err == ErrRestricted {
+		end := bytes.IndexByte(b, ';')
+		return "entity reference " + strconv.Quote(string(b[:end+1])) + " is not allowed: only &lt; &gt; &amp; &apos; &quot; and character references"
+	}
+	return "'&' must start a reference such as &amp;"
+}
+
+// refLen returns the length of the reference at the start of b.
+func refLen(b []byte) (int, error) {
+	end := bytes.IndexByte(b, ';')
+	if end < 2 {
+		return 0, ErrMalformed
+	}
+	body := b[1:end]
+	if body[0] == '#' {
+		if _, ok := charRef(body[1:]); !ok {
+			return 0, ErrMalformed
+		}
+		return end + 1, nil
+	}
+	switch string(body) {
+	case "lt", "gt", "amp", "apos", "quot":
+		return end + 1, nil
+	}
+	if validName(body, false) {
+		return 0, ErrRestricted
+	}
+	return 0, ErrMalformed
+}
+
+func charRef(d []byte) (rune, bool) {
+	base := 10
+	if len(d) > 0 && d[0] == 'x' {
+		base, d = 16, d[1:]
+	}
+	if len(d) == 0 || len(d) > 8 {
+		return 0, false
+	}
+	var v rune
+	for _, c := range d {
+		var x rune
+		switch {
+		case c >= '0' && c <= '9':
+			x = rune(c - '0')
+		case base == 16 && c >= 'a' && c <= 'f':
+			x = rune(c-'a') + 10
+		case base == 16 && c >= 'A' && c <= 'F':
+			x = rune(c-'A') + 10
+		default:
+			return 0, false
+		}
+		v = v*rune(base) + x
+	}
+	return v, isXMLChar(v)
+}
+
+func isXMLChar(r rune) bool {
+	return r == 0x9 || r == 0xA || r == 0xD || (r >= 0x20 && r <= 0xD7FF) ||
+		(r >= 0xE000 && r <= 0xFFFD) || (r >= 0x10000 && r <= 0x10FFFF)
+}
+
+// name reads an XML Name at s.i.
+func (s *scanner) name() ([]byte, error) {
+	start := s.i
+	for s.i < len(s.b) {
+		c := s.b[s.i]
+		if c < 0x80 {
+			if !asciiNameChar(c) {
+				break
+			}
+			s.i++
+			continue
+		}
+		r, n := utf8.DecodeRune(s.b[s.i:])
+		if !isNameChar(r) {
+			break
+		}
+		s.i += n
+	}
+	nm := s.b[start:s.i]
+	if len(nm) == 0 || !validName(nm, true) {
+		s.i = start
+		return nil, s.fail(ErrMalformed, "expected a name")
+	}
+	return nm, nil
+}
+
+// splitQName splits a qualified name; ok is false when the colons do not
+// make a QName (Namespaces in XML 1.0 §4).
+func splitQName(nm []byte) (prefix, local []byte, ok bool) {
+	c := bytes.IndexByte(nm, ':')
+	if c < 0 {
+		return nil, nm, true
+	}
+	if c == 0 || c == len(nm)-1 || bytes.IndexByte(nm[c+1:], ':') >= 0 {
+		return nil, nil, false
+	}
+	if !validName(nm[c+1:], false) {
+		return nil, nil, false
+	}
+	return nm[:c], nm[c+1:], true
+}
+
+func (s *scanner) startTag(depth int) error {
+	p := s.p
+	if depth+1 > s.lim.MaxDepth {
+		return s.fail(ErrTooComplex, "nesting deeper than "+strconv.Itoa(s.lim.MaxDepth)+" elements")
+	}
+	elemStart := s.i
+	s.i++ // '<'
+	nm, err := s.name()
+	if err != nil {
+		return err
+	}
+	prefix, local, ok := splitQName(nm)
+	if !ok {
+		return s.fail(ErrMalformed, "element name "+strconv.Quote(string(nm))+" is not a qualified name")
+	}
+	nsMark := len(p.ns)
+	attrs := p.scratch[:0]
+	selfClosing := false
+	for {
+		sawSpace := s.i < len(s.b) && isSpace(s.b[s.i])
+		s.skipSpace()
+		if s.i >= len(s.b) {
+			return s.fail(ErrMalformed, "unexpected end of input in a start tag")
+		}
+		c := s.b[s.i]
+		if c == '>' {
+			s.i++
+			break
+		}
+		if c == '/' {
+			if s.i+1 < len(s.b) && s.b[s.i+1] == '>' {
+				s.i += 2
+				selfClosing = true
+				break
+			}
+			return s.fail(ErrMalformed, "expected '/>'")
+		}
+		if !sawSpace {
+			return s.fail(ErrMalformed, "attributes must be separated by white space")
+		}
+		if len(attrs) >= s.lim.MaxAttrs {
+			return s.fail(ErrTooComplex, "more than "+strconv.Itoa(s.lim.MaxAttrs)+" attributes on one element")
+		}
+		a, err := s.attr()
+		if err != nil {
+			return err
+		}
+		for j := range attrs {
+			if bytes.Equal(attrName(s.b, &attrs[j]), attrName(s.b, &a)) {
+				return s.fail(ErrMalformed, "duplicate attribute "+strconv.Quote(string(attrName(s.b, &a))))
+			}
+		}
+		if a.Decl {
+			if err := s.declare(&a); err != nil {
+				return err
+			}
+		}
+		attrs = append(attrs, a)
+	}
+	p.scratch = attrs
+	space, err := s.resolve(prefix, true)
+	if err != nil {
+		return err
+	}
+	// Resolve attribute prefixes now that every declaration on this element
+	// is in scope, and catch {namespace}local duplicates.
+	for j := range attrs {
+		a := &attrs[j]
+		if a.Decl || a.Prefix == nil {
+			continue
+		}
+		if a.Space, err = s.resolve(a.Prefix, false); err != nil {
+			return err
+		}
+		for k := 0; k < j; k++ {
+			b := &attrs[k]
+			if !b.Decl && b.Prefix != nil && bytes.Equal(b.Space, a.Space) && bytes.Equal(b.Local, a.Local) {
+				return s.fail(ErrMalformed, "two attributes with the same namespace and local name")
+			}
+		}
+	}
+	if depth == 0 {
+		p.el.Prefix, p.el.Local, p.el.Space = prefix, local, space
+		p.el.Attrs = append(p.el.Attrs, attrs...)
+		p.el.ContentStart = s.i
+		p.el.ContentEnd = s.i
+	} else if depth == 1 {
+		p.el.Children = append(p.el.Children, Node{Start: elemStart, Local: local, Space: space})
+	}
+	if selfClosing {
+		p.ns = p.ns[:nsMark]
+		if depth == 1 {
+			p.el.Children[len(p.el.Children)-1].End = s.i
+		}
+		return nil
+	}
+	p.stack = append(p.stack, openElem{name: nm, ns: nsMark, prefix: prefix, local: local})
+	return nil
+}
+
+func attrName(b []byte, a *Attr) []byte {
+	end := a.Start + len(a.Local)
+	if a.Prefix != nil {
+		end += len(a.Prefix) + 1
+	}
+	return b[a.Start:end]
+}
+
+func (s *scanner) attr() (Attr, error) {
+	start := s.i
+	nm, err := s.name()
+	if err != nil {
+		return Attr{}, err
+	}
+	prefix, local, ok := splitQName(nm)
+	if !ok {
+		return Attr{}, s.fail(ErrMalformed, "attribute name "+strconv.Quote(string(nm))+" is not a qualified name")
+	}
+	s.skipSpace()
+	if s.i >= len(s.b) || s.b[s.i] != '=' {
+		return Attr{}, s.fail(ErrMalformed, "expected '=' after attribute name")
+	}
+	s.i++
+	s.skipSpace()
+	if s.i >= len(s.b) || (s.b[s.i] != '\'' && s.b[s.i] != '"') {
+		return Attr{}, s.fail(ErrMalformed, "attribute value must be quoted")
+	}
+	q := s.b[s.i]
+	s.i++
+	vStart := s.i
+	for {
+		if s.i >= len(s.b) {
+			return Attr{}, s.fail(ErrMalformed, "unterminated attribute value")
+		}
+		c := s.b[s.i]
+		if c == q {
+			break
+		}
+		switch c {
+		case '<':
+			return Attr{}, s.fail(ErrMalformed, "'<' is not allowed in an attribute value")
+		case '&':
+			if err := s.reference(); err != nil {
+				return Attr{}, err
+			}
+		default:
+			s.i++
+		}
+	}
+	a := Attr{Start: start, Prefix: prefix, Local: local, Raw: s.b[vStart:s.i], Quote: q}
+	s.i++
+	a.End = s.i
+	a.Decl = prefix == nil && string(local) == "xmlns" || string(prefix) == "xmlns"
+	return a, nil
+}
+
+// declare records a namespace declaration, enforcing Namespaces in XML 1.0
+// §3 constraints.
+func (s *scanner) declare(a *Attr) error {
+	uri := a.Raw
+	if a.HasRefs() {
+		uri = appendDecoded(nil, a.Raw)
+		s.p.dec = append(s.p.dec, uri)
+	}
+	if a.Prefix == nil { // default namespace
+		if string(uri) == nsXML || string(uri) == nsXMLNS {
+			return s.fail(ErrMalformed, "the xml and xmlns namespaces cannot be the default namespace")
+		}
+		if len(uri) == 0 {
+			uri = nil
+		}
+		s.p.ns = append(s.p.ns, nsDecl{uri: uri})
+		return nil
+	}
+	switch {
+	case string(a.Local) == "xmlns":
+		return s.fail(ErrMalformed, "the xmlns prefix cannot be declared")
+	case string(a.Local) == "xml" && string(uri) != nsXML:
+		return s.fail(ErrMalformed, "the xml prefix can only be bound to its own namespace")
+	case string(a.Local) != "xml" && (string(uri) == nsXML || string(uri) == nsXMLNS):
+		return s.fail(ErrMalformed, "only the xml prefix may be bound to the XML namespace")
+	case len(uri) == 0:
+		return s.fail(ErrMalformed, "a prefix cannot be undeclared in XML 1.0")
+	}
+	s.p.ns = append(s.p.ns, nsDecl{prefix: a.Local, uri: uri})
+	return nil
+}
+
+var xmlNS = []byte(nsXML)
+
+func (s *scanner) resolve(prefix []byte, elem bool) ([]byte, error) {
+	if string(prefix) == "xml" {
+		return xmlNS, nil
+	}
+	if prefix == nil && !elem {
+		return nil, nil
+	}
+	if string(prefix) == "xmlns" {
+		return nil, s.fail(ErrMalformed, "the xmlns prefix cannot be used on an element")
+	}
+	for j := len(s.p.ns) - 1; j >= 0; j-- {
+		d := s.p.ns[j]
+		if prefix == nil && d.prefix == nil {
+			return d.uri, nil
+		}
+		if prefix != nil && bytes.Equal(d.prefix, prefix) {
+			return d.uri, nil
+		}
+	}
+	if prefix == nil {
+		return nil, nil
+	}
+	return nil, s.fail(ErrMalformed, "prefix "+strconv.Quote(string(prefix))+" is not declared")
+}
+
+func (s *scanner) endTag() error {
+	p := s.p
+	endStart := s.i
+	s.i += 2
+	nm, err := s.name()
+	if err != nil {
+		return err
+	}
+	top := p.stack[len(p.stack)-1]
+	if !bytes.Equal(nm, top.name) {
+		return s.fail(ErrMalformed, "</"+string(nm)+"> does not close <"+string(top.name)+">")
+	}
+	s.skipSpace()
+	if s.i >= len(s.b) || s.b[s.i] != '>' {
+		return s.fail(ErrMalformed, "expected '>' to end the end tag")
+	}
+	s.i++
+	p.ns = p.ns[:top.ns]
+	p.stack = p.stack[:len(p.stack)-1]
+	switch len(p.stack) {
+	case 0:
+		p.el.ContentEnd = endStart
+	case 1:
+		p.el.Children[len(p.el.Children)-1].End = s.i
+	}
+	return nil
+}
+
+// appendDecoded appends raw with its (already validated) references
+// replaced by the characters they stand for.
+func appendDecoded(dst, raw []byte) []byte {
+	for {
+		amp := bytes.IndexByte(raw, '&')
+		if amp < 0 {
+			return append(dst, raw...)
+		}
+		dst = append(dst, raw[:amp]...)
+		end := bytes.IndexByte(raw[amp:], ';') + amp
+		body := raw[amp+1 : end]
+		switch string(body) {
+		case "lt":
+			dst = append(dst, '<')
+		case "gt":
+			dst = append(dst, '>')
+		case "amp":
+			dst = append(dst, '&')
+		case "apos":
+			dst = append(dst, '\'')
+		case "quot":
+			dst = append(dst, '"')
+		default:
+			r, _ := charRef(body[1:])
+			dst = utf8.AppendRune(dst, r)
+		}
+		raw = raw[end+1:]
+	}
+}
+
+func asciiNameChar(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' ||
+		c == '_' || c == ':' || c == '-' || c == '.'
+}
+
+// validName reports whether nm is an XML Name (allowColon) or an NCName.
+func validName(nm []byte, allowColon bool) bool {
+	if len(nm) == 0 {
+		return false
+	}
+	for i := 0; i < len(nm); {
+		r, n := rune(nm[i]), 1
+		if r >= 0x80 {
+			r, n = utf8.DecodeRune(nm[i:])
+		}
+		if r == ':' && !allowColon {
+			return false
+		}
+		if i == 0 && !isNameStartChar(r) || !isNameChar(r) {
+			return false
+		}
+		i += n
+	}
+	return true
+}
+
+func isNameStartChar(r rune) bool {
+	switch {
+	case r == ':' || r == '_' || r >= 'A' && r <= 'Z' || r >= 'a' && r <= 'z':
+		return true
+	case r < 0xC0:
+		return false
+	}
+	return r <= 0xD6 || r >= 0xD8 && r <= 0xF6 || r >= 0xF8 && r <= 0x2FF ||
+		r >= 0x370 && r <= 0x37D || r >= 0x37F && r <= 0x1FFF || r >= 0x200C && r <= 0x200D ||
+		r >= 0x2070 && r <= 0x218F || r >= 0x2C00 && r <= 0x2FEF || r >= 0x3001 && r <= 0xD7FF ||
+		r >= 0xF900 && r <= 0xFDCF || r >= 0xFDF0 && r <= 0xFFFD || r >= 0x10000 && r <= 0xEFFFF
+}
+
+func isNameChar(r rune) bool {
+	if r < 0x80 {
+		return asciiNameChar(byte(r))
+	}
+	return isNameStartChar(r) || r == 0xB7 || r >= 0x300 && r <= 0x36F || r >= 0x203F && r <= 0x2040
+}
