@@ -493,6 +493,15 @@ func (m *Machine) Server(now clock.Time, raw []byte) ([]Output, error) {
 }
 
 func (m *Machine) checkServer(p *stanza.Presence) (from, to stanza.JID, err error) {
+	if from, to, err = m.serverJIDs(p); err != nil {
+		return from, to, err
+	}
+	return from, to, m.checkServerTarget(p, to)
+}
+
+// serverJIDs reads and checks a server stanza's addresses. It reads no
+// state, so Sharded runs it outside any lock.
+func (m *Machine) serverJIDs(p *stanza.Presence) (from, to stanza.JID, err error) {
 	if p.From == nil {
 		return from, to, bad("server", ErrNoFrom)
 	}
@@ -504,15 +513,19 @@ func (m *Machine) checkServer(p *stanza.Presence) (from, to stanza.JID, err erro
 			return from, to, bad("server", err)
 		}
 	}
-	if p.Type == stanza.Probe {
-		if p.To == nil {
-			return from, to, bad("server", ErrNoTo)
-		}
-		if !m.local(to) {
-			return from, to, bad("server", withDetail(ErrNotLocal, to.String()))
-		}
+	if p.Type == stanza.Probe && p.To == nil {
+		return from, to, bad("server", ErrNoTo)
 	}
 	return from, to, nil
+}
+
+// checkServerTarget refuses a server probe to a JID the machine does not
+// host.
+func (m *Machine) checkServerTarget(p *stanza.Presence, to stanza.JID) error {
+	if p.Type == stanza.Probe && !m.local(to) {
+		return bad("server", withDetail(ErrNotLocal, to.String()+" is neither at a served domain nor a hosted component"))
+	}
+	return nil
 }
 
 // answer replies to a probe from r to the local JID x (RULES P1–P6, F1, S1,

@@ -22,15 +22,21 @@ const (
 //
 // The encoding is versioned and ends with a CRC-32C of what precedes it.
 func (m *Machine) AppendState(dst []byte) []byte {
+	return appendState(dst, m.limit, m.users, m.hosted, m.buckets)
+}
+
+// appendState encodes one machine's worth of state; Sharded passes the
+// union of its shards so that its encoding equals a single Machine's.
+func appendState(dst []byte, limit RateLimit, users map[string]*user, hosted map[string]*host, buckets map[string]*bucket) []byte {
 	start := len(dst)
 	dst = append(dst, stateMagic...)
 	dst = binary.AppendUvarint(dst, stateVersion)
-	dst = binary.AppendUvarint(dst, uint64(m.limit.Burst))
-	dst = binary.AppendUvarint(dst, uint64(m.limit.Per))
+	dst = binary.AppendUvarint(dst, uint64(limit.Burst))
+	dst = binary.AppendUvarint(dst, uint64(limit.Per))
 
-	dst = binary.AppendUvarint(dst, uint64(len(m.users)))
-	for _, k := range sortedKeys(m.users) {
-		u := m.users[k]
+	dst = binary.AppendUvarint(dst, uint64(len(users)))
+	for _, k := range sortedKeys(users) {
+		u := users[k]
 		dst = appendString(dst, k)
 		dst = binary.AppendUvarint(dst, uint64(len(u.avail)))
 		for i := range u.avail {
@@ -38,9 +44,9 @@ func (m *Machine) AppendState(dst []byte) []byte {
 		}
 		dst = appendResource(dst, &u.last)
 	}
-	dst = binary.AppendUvarint(dst, uint64(len(m.hosted)))
-	for _, k := range sortedKeys(m.hosted) {
-		h := m.hosted[k]
+	dst = binary.AppendUvarint(dst, uint64(len(hosted)))
+	for _, k := range sortedKeys(hosted) {
+		h := hosted[k]
 		dst = appendString(dst, k)
 		up := byte(0)
 		if h.up {
@@ -49,9 +55,9 @@ func (m *Machine) AppendState(dst []byte) []byte {
 		dst = append(dst, up)
 		dst = appendTime(dst, h.since)
 	}
-	dst = binary.AppendUvarint(dst, uint64(len(m.buckets)))
-	for _, k := range sortedKeys(m.buckets) {
-		b := m.buckets[k]
+	dst = binary.AppendUvarint(dst, uint64(len(buckets)))
+	for _, k := range sortedKeys(buckets) {
+		b := buckets[k]
 		dst = appendString(dst, k)
 		dst = binary.AppendUvarint(dst, b.level)
 		dst = appendTime(dst, b.at)

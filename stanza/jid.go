@@ -479,10 +479,33 @@ func jidAppendDomain[T string | []byte](dst []byte, d T, slowOnly bool) ([]byte,
 	if err != nil {
 		return dst, jidReasonIDNA
 	}
+	// x/net/idna implements UTS #46, which lets through code points that
+	// IDNA2008 (RFC 5892) disallows, such as symbols ("♚.example"). PRECIS
+	// IdentifierClass is derived from the same RFC 5892 categories, so it
+	// serves as the IDNA2008 check; it cannot map anything here because
+	// UTS #46 has already lower-cased and normalised u.
+	if !jidIsASCII(u) {
+		if v, err := jidDomainClass.String(u); err != nil || v != u {
+			return dst, jidReasonIDNA
+		}
+	}
 	if len(u) > jidMaxPart {
 		return dst, jidReasonTooLong
 	}
 	return append(dst, u...), ""
+}
+
+// jidDomainClass checks U-labels against PRECIS IdentifierClass; see
+// jidAppendDomain.
+var jidDomainClass = precis.NewIdentifier()
+
+func jidIsASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= utf8.RuneSelf {
+			return false
+		}
+	}
+	return true
 }
 
 // jidAppendLDH is the domain fast path described at jidAppendDomain. It

@@ -23,7 +23,34 @@ func Native() scenario.Factory {
 	}
 }
 
-type native struct{ m *core.Machine }
+// Sharded returns a scenario.Factory that runs scripts on the Go core's
+// goroutine-safe wrapper with n shards, so that the corpus also checks that
+// sharding changes nothing a host can see.
+func Sharded(n int) scenario.Factory {
+	return func(served []string) (scenario.Engine, error) {
+		m, err := core.NewSharded(core.Config{Served: served}, n)
+		if err != nil {
+			return nil, err
+		}
+		return &native{m: m}, nil
+	}
+}
+
+// machine is what *core.Machine and *core.Sharded have in common.
+type machine interface {
+	Client(now clock.Time, session stanza.JID, raw []byte) ([]core.Output, error)
+	Server(now clock.Time, raw []byte) ([]core.Output, error)
+	Close(now clock.Time, session stanza.JID) ([]core.Output, error)
+	Up(now clock.Time, jid stanza.JID) ([]core.Output, error)
+	Down(now clock.Time, jid stanza.JID) ([]core.Output, error)
+	SetRoster(owner, contact stanza.JID, sub core.Subscription) error
+	SetBlock(owner, jid stanza.JID, blocked bool) error
+	SetHidden(owner stanza.JID, hidden bool) error
+	SetProbeLimit(l core.RateLimit) error
+	AppendState(dst []byte) []byte
+}
+
+type native struct{ m machine }
 
 func outputs(out []core.Output, err error) ([][]byte, error) {
 	if err != nil {

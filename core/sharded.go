@@ -1,0 +1,235 @@
+package core
+
+import (
+	"runtime"
+	"sync"
+
+	"github.com/lastseen-xmpp/lastseen/clock"
+	"github.com/lastseen-xmpp/lastseen/stanza"
+)
+
+// Sharded is a Machine for servers with many connections: it is safe for
+// concurrent use. Users are spread over shards by bare JID, each shard a
+// Machine behind its own mutex, so calls about different users run in
+// parallel; stanzas are parsed before any lock is taken.
+//
+// Sharded behaves like one Machine with the same Config, with two
+// differences a host may notice: its outputs are copies the caller owns,
+// and Config.MaxEntities caps each shard rather than the whole.
+// The Authorizer is shared by all shards and must be safe for concurrent
+// use (MemoryAuth is).
+type Sharded struct {
+	shards  []shard
+	auth    Authorizer
+	parsers sync.Pool
+	limits  stanza.Limits
+}
+
+type shard struct {
+	mu sync.Mutex
+	m  *Machine
+	_  [40]byte // keeps neighbouring mutexes off one cache line
+}
+
+// NewSharded returns a Sharded with n shards; n <= 0 means four per
+// GOMAXPROCS, enough that two busy users rarely share a lock.
+func NewSharded(cfg Config, n int) (*Sharded, error) {
+	if n <= 0 {
+		n = 4 * runtime.GOMAXPROCS(0)
+	}
+	if cfg.Auth == nil {
+		cfg.Auth = NewMemoryAuth()
+	}
+	s := &Sharded{shards: make([]shard, n), auth: cfg.Auth, limits: cfg.Limits}
+	for i := range s.shards {
+		m, err := New(cfg)
+		if err != nil {
+			return nil, err
+		}
+		s.shards[i].m = m
+	}
+	s.parsers.New = func() any { return &parsed{p: stanza.Parser{Limits: s.limits}} }
+	return s, nil
+}
+
+type parsed struct {
+	p    stanza.Parser
+	pres stanza.Presence
+}
+
+// shardOf picks the shard of a bare JID with FNV-1a: cheap, and stable
+// across runs so that tests are reproducible.
+func (s *Sharded) shardOf(bare string) *shard {
+	h := uint32(2166136261)
+	for i := 0; i < len(bare); i++ {
+		h ^= uint32(bare[i])
+		h *= 16777619
+	}
+	return &s.shards[h%uint32(len(s.shards))]
+}
+
+// copyOutputs copies the outputs into memory the caller owns, with one
+// allocation for all the bytes.
+func copyOutputs(out []Output) []Output {
+	if len(out) == 0 {
+		return nil
+	}
+	n := 0
+	for _, o := range out {
+		n += len(o.To) + len(o.Stanza)
+	}
+	buf := make([]byte, 0, n)
+	res := make([]Output, len(out))
+	for i, o := range out {
+		start := len(buf)
+		buf = append(buf, o.To...)
+		mid := len(buf)
+		buf = append(buf, o.Stanza...)
+		res[i] = Output{Kind: o.Kind, To: buf[start:mid:mid], Stanza: buf[mid:len(buf):len(buf)]}
+	}
+	return res
+}
+
+// Client is Machine.Client, safe for concurrent use. A client probe to a
+// local user on another shard is admitted (C3, C4) on the session's shard
+// and answered on the target's.
+func (s *Sharded) Client(now clock.Time, session stanza.JID, raw []byte) ([]Output, error) {
+	ps := s.parsers.Get().(*parsed)
+	defer s.parsers.Put(ps)
+	if err := ps.p.ParsePresence(raw, &ps.pres); err != nil {
+		return nil, bad("client", err)
+	}
+	sh := s.shardOf(session.Bare().String())
+	sh.mu.Lock()
+	m := sh.m
+	m.reset()
+	c, err := m.checkClient(session, &ps.pres)
+	if err == nil {
+		err = m.client(now, &c, false)
+	}
+	if err != nil {
+		sh.mu.Unlock()
+		return nil, err
+	}
+	out := copyOutputs(m.finish())
+	sh.mu.Unlock()
+	if !c.pending.set {
+		return out, nil
+	}
+	p := &c.pending
+	th := s.shardOf(p.target.Bare().String())
+	th.mu.Lock()
+	defer th.mu.Unlock()
+	th.m.reset()
+	th.m.answer(p.from, p.target, p.id)
+	return copyOutputs(th.m.finish()), nil
+}
+
+// Server is Machine.Server, safe for concurrent use.
+func (s *Sharded) Server(now clock.Time, raw []byte) ([]Output, error) {
+	ps := s.parsers.Get().(*parsed)
+	defer s.parsers.Put(ps)
+	if err := ps.p.ParsePresence(raw, &ps.pres); err != nil {
+		return nil, bad("server", err)
+	}
+	// Address checks read no state: the first shard's Machine can do them
+	// without its lock.
+	from, to, err := s.shards[0].m.serverJIDs(&ps.pres)
+	if err != nil {
+		return nil, err
+	}
+	sh := s.shardOf(to.Bare().String())
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	m := sh.m
+	m.reset()
+	if err := m.checkServerTarget(&ps.pres, to); err != nil {
+		return nil, err
+	}
+	if ps.pres.Type == stanza.Probe {
+		m.idbuf = ps.pres.AppendIDAttr(m.idbuf[:0])
+		m.answer(from, to, m.idbuf)
+	}
+	return copyOutputs(m.finish()), nil
+}
+
+// Close is Machine.Close, safe for concurrent use.
+func (s *Sharded) Close(now clock.Time, session stanza.JID) ([]Output, error) {
+	sh := s.shardOf(session.Bare().String())
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	return sh.m.Close(now, session)
+}
+
+// Up is Machine.Up, safe for concurrent use. Every shard answers probes to
+// hosted domains, so each learns of it.
+func (s *Sharded) Up(now clock.Time, jid stanza.JID) ([]Output, error) {
+	return s.all(func(m *Machine) ([]Output, error) { return m.Up(now, jid) })
+}
+
+// Down is Machine.Down, safe for concurrent use.
+func (s *Sharded) Down(now clock.Time, jid stanza.JID) ([]Output, error) {
+	return s.all(func(m *Machine) ([]Output, error) { return m.Down(now, jid) })
+}
+
+// all applies f to every shard in turn. Shards hold the same hosted
+// domains, so f fails on the first shard or on none.
+func (s *Sharded) all(f func(*Machine) ([]Output, error)) ([]Output, error) {
+	for i := range s.shards {
+		sh := &s.shards[i]
+		sh.mu.Lock()
+		_, err := f(sh.m)
+		sh.mu.Unlock()
+		if err != nil {
+			return nil, err
+		}
+	}
+	return nil, nil
+}
+
+// SetRoster is Machine.SetRoster, safe for concurrent use.
+func (s *Sharded) SetRoster(owner, contact stanza.JID, sub Subscription) error {
+	return s.shards[0].m.SetRoster(owner, contact, sub) // the shared Authorizer locks itself
+}
+
+// SetBlock is Machine.SetBlock, safe for concurrent use.
+func (s *Sharded) SetBlock(owner, jid stanza.JID, blocked bool) error {
+	return s.shards[0].m.SetBlock(owner, jid, blocked)
+}
+
+// SetHidden is Machine.SetHidden, safe for concurrent use.
+func (s *Sharded) SetHidden(owner stanza.JID, hidden bool) error {
+	return s.shards[0].m.SetHidden(owner, hidden)
+}
+
+// SetProbeLimit is Machine.SetProbeLimit, safe for concurrent use.
+func (s *Sharded) SetProbeLimit(l RateLimit) error {
+	if err := l.check(); err != nil {
+		return bad("limit", err)
+	}
+	_, err := s.all(func(m *Machine) ([]Output, error) { return nil, m.SetProbeLimit(l) })
+	return err
+}
+
+// AppendState is Machine.AppendState over all shards: it encodes exactly
+// what one Machine fed the same inputs would. It holds every shard's lock
+// while it runs.
+func (s *Sharded) AppendState(dst []byte) []byte {
+	for i := range s.shards {
+		s.shards[i].mu.Lock()
+		defer s.shards[i].mu.Unlock()
+	}
+	users := make(map[string]*user)
+	buckets := make(map[string]*bucket)
+	for i := range s.shards {
+		m := s.shards[i].m
+		for k, v := range m.users {
+			users[k] = v
+		}
+		for k, v := range m.buckets {
+			buckets[k] = v
+		}
+	}
+	m0 := s.shards[0].m
+	return appendState(dst, m0.limit, users, m0.hosted, buckets)
+}
