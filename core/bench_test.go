@@ -1,0 +1,178 @@
+package core_test
+
+// Benchmarks of the hot paths (issue 4). Inputs are fixed and the clock is
+// driven by the benchmark, so every run does the same work. The figures
+// that bench/RESULTS.md reports come from `go run ./bench`, which runs the
+// same inputs against the peer implementations; these are for
+// `go test -bench`, pprof and benchstat.
+//
+// CI runs them once: go test -run '^$' -bench . -benchtime=1x ./...
+
+import (
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/lastseen-xmpp/lastseen/clock"
+	"github.com/lastseen-xmpp/lastseen/core"
+	"github.com/lastseen-xmpp/lastseen/stanza"
+)
+
+const (
+	benchDomain = "montague.com"
+	benchUser   = "romeo@montague.com"
+	benchProber = "juliet@capulet.com"
+
+	// A typical client broadcast: show, status, priority and entity
+	// capabilities (XEP-0115), as most clients send it.
+	benchAvailA = `<presence id='av1'><show>away</show><status>On the balcony</status><priority>5</priority>` +
+		`<c xmlns='http://jabber.org/protocol/caps' hash='sha-1' node='https://conversations.im' ver='q07IKJEyjvHSyhy//CH0CxmKi8w='/></presence>`
+	benchAvailB = `<presence id='av2'><show>xa</show><status>Asleep under the sycamore</status><priority>5</priority>` +
+		`<c xmlns='http://jabber.org/protocol/caps' hash='sha-1' node='https://conversations.im' ver='q07IKJEyjvHSyhy//CH0CxmKi8w='/></presence>`
+	benchUnavail = `<presence type='unavailable'><status>Going offline. Out of battery.</status></presence>`
+
+	benchProbeUser   = `<presence from='juliet@capulet.com/balcony' to='romeo@montague.com' type='probe' id='probe-1'/>`
+	benchProbeDomain = `<presence from='juliet@capulet.com/balcony' to='montague.com' type='probe' id='probe-2'/>`
+	benchClientProbe = `<presence to='juliet@capulet.com' type='probe' id='cp-1'/>`
+)
+
+var benchT0 = clock.Epoch2000
+
+func benchJID(b *testing.B, s string) stanza.JID {
+	b.Helper()
+	j, err := stanza.Parse(s)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return j
+}
+
+// benchMachine returns a machine serving montague.com, up since benchT0,
+// where juliet may see romeo.
+func benchMachine(b *testing.B) *core.Machine {
+	b.Helper()
+	m, err := core.New(core.Config{Served: []string{benchDomain}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := m.Up(benchT0, benchJID(b, benchDomain)); err != nil {
+		b.Fatal(err)
+	}
+	if err := m.SetRoster(benchJID(b, benchUser), benchJID(b, benchProber), core.SubBoth); err != nil {
+		b.Fatal(err)
+	}
+	return m
+}
+
+func benchClient(b *testing.B, m *core.Machine, now clock.Time, session stanza.JID, raw string) {
+	b.Helper()
+	if _, err := m.Client(now, session, []byte(raw)); err != nil {
+		b.Fatal(err)
+	}
+}
+
+// benchServer checks that raw yields want outputs, then measures it.
+func benchServer(b *testing.B, m *core.Machine, raw string, want int) {
+	in := []byte(raw)
+	now := benchT0.Add(10 * time.Hour)
+	out, err := m.Server(now, in)
+	if err != nil || len(out) != want {
+		b.Fatalf("got %d outputs, %v; want %d", len(out), err, want)
+	}
+	b.ReportAllocs()
+	b.SetBytes(int64(len(in)))
+	for b.Loop() {
+		if _, err := m.Server(now, in); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkProbeOffline answers a server probe for a user whose last
+// resource went offline with a status (RULES P3): one reply carrying the
+// status and a delay.
+func BenchmarkProbeOffline(b *testing.B) {
+	m := benchMachine(b)
+	s := benchJID(b, benchUser+"/balcony")
+	benchClient(b, m, benchT0.Add(time.Hour), s, benchAvailA)
+	benchClient(b, m, benchT0.Add(2*time.Hour), s, benchUnavail)
+	benchServer(b, m, benchProbeUser, 1)
+}
+
+// BenchmarkProbeAvailable answers a server probe for a user with 1 and with
+// 5 available resources (RULES P4): one reply per resource.
+func BenchmarkProbeAvailable(b *testing.B) {
+	for _, n := range []int{1, 5} {
+		b.Run("resources="+strconv.Itoa(n), func(b *testing.B) {
+			m := benchMachine(b)
+			for i := range n {
+				s := benchJID(b, benchUser+"/res"+strconv.Itoa(i))
+				benchClient(b, m, benchT0.Add(time.Duration(i+1)*time.Minute), s, benchAvailA)
+			}
+			benchServer(b, m, benchProbeUser, n)
+		})
+	}
+}
+
+// BenchmarkProbeServer answers a probe to the served domain (RULES S1).
+func BenchmarkProbeServer(b *testing.B) {
+	benchServer(b, benchMachine(b), benchProbeDomain, 1)
+}
+
+// BenchmarkPresenceUpdate tracks a client broadcast (RULES T1–T3).
+// available alternates two different stanzas, so every one is a change
+// that moves the stamp; available-same repeats one (T2); unavailable
+// repeats an unavailable broadcast.
+func BenchmarkPresenceUpdate(b *testing.B) {
+	cases := []struct {
+		name string
+		in   [2]string
+	}{
+		{"available", [2]string{benchAvailA, benchAvailB}},
+		{"available-same", [2]string{benchAvailA, benchAvailA}},
+		{"unavailable", [2]string{benchUnavail, benchUnavail}},
+	}
+	for _, c := range cases {
+		b.Run(c.name, func(b *testing.B) {
+			m := benchMachine(b)
+			s := benchJID(b, benchUser+"/balcony")
+			in := [2][]byte{[]byte(c.in[0]), []byte(c.in[1])}
+			now := benchT0.Add(time.Hour)
+			benchClient(b, m, now, s, c.in[0])
+			b.ReportAllocs()
+			b.SetBytes(int64(len(in[0])))
+			i := 0
+			for b.Loop() {
+				now += clock.Time(time.Millisecond)
+				out, err := m.Client(now, s, in[i&1])
+				if err != nil || len(out) != 0 {
+					b.Fatal(len(out), err)
+				}
+				i++
+			}
+		})
+	}
+}
+
+// BenchmarkClientProbeRouted handles a client's probe to a remote JID
+// (RULES C1, C3): from rewritten, rate limit checked, probe emitted for
+// routing. The clock moves a minute per probe so the bucket never runs dry.
+func BenchmarkClientProbeRouted(b *testing.B) {
+	m := benchMachine(b)
+	s := benchJID(b, benchUser+"/balcony")
+	in := []byte(benchClientProbe)
+	now := benchT0
+	out, err := m.Client(now, s, in)
+	if err != nil || len(out) != 1 || out[0].Kind != core.RoutedProbe {
+		b.Fatal(out, err)
+	}
+	b.ReportAllocs()
+	b.SetBytes(int64(len(in)))
+	for b.Loop() {
+		now += clock.Time(time.Minute)
+		out, err := m.Client(now, s, in)
+		if err != nil || len(out) != 1 {
+			b.Fatal(len(out), err)
+		}
+	}
+}
