@@ -62,8 +62,9 @@ type Authorizer interface {
 	// contact (both bare JIDs); SubNone when there is no item.
 	Subscription(owner, contact stanza.JID) Subscription
 	// Blocks reports whether owner (bare) blocks jid per XEP-0191: an item
-	// matches a full JID, a bare JID, a domain/resource or a domain, as
-	// XEP-0191 §3.4 and XEP-0016 §2.1 describe.
+	// user@domain/resource or domain/resource matches only that JID, an item
+	// user@domain matches it with any resource, and an item domain matches
+	// the domain and every JID at it (XEP-0191 §3.4, XEP-0016 §2.1).
 	Blocks(owner, jid stanza.JID) bool
 	// Hidden reports whether owner (bare) opted out of last-seen: replies
 	// about owner then carry no delay and no offline status.
@@ -100,8 +101,7 @@ func (a *MemoryAuth) Subscription(owner, contact stanza.JID) Subscription {
 }
 
 // Blocks implements Authorizer, matching the block list items that XEP-0191
-// §3.4 allows against jid: its full JID, its bare JID, its domain/resource
-// and its domain.
+// §3.4 allows against jid: its full JID, its bare JID and its domain.
 func (a *MemoryAuth) Blocks(owner, jid stanza.JID) bool {
 	a.mu.RLock()
 	defer a.mu.RUnlock()
@@ -110,13 +110,10 @@ func (a *MemoryAuth) Blocks(owner, jid stanza.JID) bool {
 	}
 	o := owner.String()
 	has := func(item string) bool { _, ok := a.blocks[[2]string{o, item}]; return ok }
-	if has(jid.String()) || has(jid.Bare().String()) || has(jid.Domain()) {
-		return true
-	}
-	if !jid.IsBare() && jid.HasLocal() {
-		return has(jid.Domain() + "/" + jid.Resource())
-	}
-	return false
+	// A domain/resource item is matched by the full-JID lookup alone: XEP-0016
+	// §2.1 says only that resource of the domain itself matches, not
+	// user@domain/resource.
+	return has(jid.String()) || has(jid.Bare().String()) || has(jid.Domain())
 }
 
 // Hidden implements Authorizer.
