@@ -1,0 +1,64 @@
+// Package core is the lastseen presence machine: XEP-0318 (Best Practices
+// for Client Initiated Presence Probes) on top of RFC 6121 §4.3 (presence
+// probes), with XEP-0203 delayed-delivery stamps, XEP-0191 blocking and
+// RFC 7622 addresses.
+//
+// The machine remembers when every local entity last changed its presence
+// and answers presence probes, including probes sent by clients, with the
+// last known presence and a <delay/> saying when it changed; probes to a
+// server domain or component are answered with the time it came online.
+//
+// It is a pure state machine in the style of etcd's raft: events in,
+// stanzas out. It opens no socket, starts no goroutine, reads no clock and
+// touches no file. Time is an argument of every event; authorisation comes
+// from the host through the Authorizer interface. Given the same events it
+// emits the same bytes, on every engine (native Go, or the WASM module under
+// wazero or Node.js).
+//
+// The behaviour is specified rule by rule in the project's conformance
+// RULES.md (T1–T5 tracking, P1–P6 probes to bare JIDs, F1 probes to full
+// JIDs, C1–C4 client probes, S1–S2 servers and components, B1–B2 input and
+// addresses). Where the rules are silent, the choices are listed in
+// CHOICES.md beside this file; each is covered by a scenario in testdata/.
+//
+// # Usage
+//
+// What a host (an XMPP server) does, step by step:
+//
+//  1. Create one machine at start-up: New(Config{Served: []string{"example.com"}})
+//     for a single-threaded event loop, or NewSharded(cfg, 0) when many
+//     connection goroutines call in at once. Give Config.Auth your own
+//     Authorizer backed by your roster and privacy storage, or leave it nil
+//     and feed facts with SetRoster, SetBlock and SetHidden (they go to the
+//     built-in MemoryAuth).
+//  2. When the server itself, or a component it hosts, comes online, call
+//     Up(now, domain); when a component goes away, Down(now, component).
+//  3. For every presence stanza a local client sends, call
+//     Client(now, session, raw) with the session's authenticated full JID
+//     (the stanza's own from is ignored). Keep routing broadcasts and directed
+//     presence as you do today: the machine only watches them.
+//  4. For every presence stanza from another server or a local component,
+//     after you verified its from (RFC 6120 §8.1.2.2, dialback or SASL
+//     EXTERNAL), call Server(now, raw). Call it for probes addressed to your
+//     domains and components; other presence may be passed too (it is
+//     ignored), so you need not sort it first.
+//  5. When a session ends without unavailable presence (connection lost,
+//     stream error, stream management timeout), call Close(now, session).
+//  6. After each call, send every Output: Kind tells whether it is a
+//     Reply to a probe, a RoutedProbe to route to another server, or an
+//     ErrorReply for the local session. Output.To is the normalised address.
+//     The stanzas carry no xmlns: write them into the stream you route them
+//     on. Outputs of a Machine alias its buffers until its next call; copy
+//     them to queue them (Sharded's are already copies).
+//  7. On an error (it matches ErrBadInput; errors.As gives an *InputError
+//     and, below it, a *stanza.SyntaxError or *stanza.JIDError), nothing was
+//     emitted and nothing changed: answer the sender as your server does for
+//     bad stanzas (for a client, a stanza error or stream error per RFC 6120
+//     §4.9 and §8.3).
+//  8. Time must come from one clock that does not go backwards (a monotonic
+//     reading mapped to UTC); stamps and the rate limiter use it.
+//
+// The host stays responsible for what the machine cannot see: authenticating
+// sessions, verifying the from of server stanzas, routing, and storing
+// rosters and block lists.
+package core
