@@ -29,6 +29,9 @@ type Config struct {
 	// MaxResources caps a user's available resources; a further one is
 	// refused with ErrTooManyResources. Zero means DefaultMaxResources.
 	MaxResources int
+	// Journal makes every call record its durable changes, for hosts that
+	// persist incrementally: see Records.
+	Journal bool
 }
 
 // DefaultMaxResources is the default cap on one user's available resources.
@@ -96,6 +99,12 @@ type Machine struct {
 	scratch []byte // decoded attribute values, kept-stanza staging
 	idbuf   []byte // the probe's id attribute while answering
 	full    []byte // a full JID being written into a reply
+
+	journal    bool
+	lastChange clock.Time // time of the last durable change
+	recBuf     []byte     // journal records of the current call
+	recOffs    []int      // end of each record in recBuf
+	records    [][]byte
 }
 
 type user struct {
@@ -143,6 +152,7 @@ func New(cfg Config) (*Machine, error) {
 		limit:        cfg.ProbeLimit,
 		maxEntities:  cfg.MaxEntities,
 		maxResources: cfg.MaxResources,
+		journal:      cfg.Journal,
 		users:        make(map[string]*user),
 		hosted:       make(map[string]*host),
 		buckets:      make(map[string]*bucket),
@@ -182,6 +192,8 @@ func (m *Machine) Serves(domain string) bool { _, ok := m.served[domain]; return
 func (m *Machine) reset() {
 	m.buf = m.buf[:0]
 	m.recs = m.recs[:0]
+	m.recBuf = m.recBuf[:0]
+	m.recOffs = m.recOffs[:0]
 }
 
 // finish turns the recorded offsets into Outputs once buf has stopped
@@ -364,6 +376,7 @@ func (m *Machine) track(now clock.Time, session stanza.JID, p *stanza.Presence) 
 	r := &u.avail[i].rec
 	r.blob = append(r.blob[:0], s...)
 	r.idLen, r.attrLen = int32(idLen), int32(attrLen)
+	m.journalAvailable(bare, &u.avail[i])
 }
 
 // untrack applies an unavailable broadcast (RULES T3).
@@ -383,6 +396,7 @@ func (m *Machine) untrack(now clock.Time, session stanza.JID, p *stanza.Presence
 		u.avail = append(u.avail[:i], u.avail[i+1:]...)
 	}
 	u.last = resource{name: strings.Clone(session.Resource()), rec: record{at: now, blob: blob, attrLen: int32(attrLen)}}
+	m.journalUnavailable(bare, &u.last)
 }
 
 // Close tells the machine that session ended without unavailable presence
@@ -662,6 +676,7 @@ func (m *Machine) upDown(event string, now clock.Time, jid stanza.JID, up bool) 
 		return nil, nil
 	}
 	h.up, h.since = up, now
+	m.journalHost(d, h)
 	return nil, nil
 }
 
