@@ -1,6 +1,7 @@
 package stanza
 
 import (
+	"bytes"
 	"errors"
 	"net/netip"
 	"strconv"
@@ -44,9 +45,9 @@ const (
 	jidMaxInput = 4 * jidMaxLen
 )
 
-// ErrInvalidJID is matched, through errors.Is, by every error that this
-// file returns for an address that RFC 7622 rejects, so callers can
-// classify bad input without inspecting the details.
+// ErrInvalidJID is matched, through errors.Is, by every error that Parse,
+// ParseBytes, AppendNorm and WithResource return, so callers can classify
+// bad input without inspecting the details.
 var ErrInvalidJID = errors.New("stanza: invalid JID")
 
 // JIDError reports why an address was rejected. It is returned as a
@@ -71,7 +72,12 @@ type JIDError struct {
 func (e *JIDError) Error() string {
 	in := e.Input
 	if len(in) > 64 {
-		in = in[:64] + "..."
+		// Cut on a rune boundary so the quoted text stays readable.
+		n := 64
+		for n > 0 && !utf8.RuneStart(in[n]) {
+			n--
+		}
+		in = in[:n] + "..."
 	}
 	return "stanza: invalid JID " + strconv.Quote(in) + ": " + e.Part + ": " + e.Reason
 }
@@ -85,7 +91,12 @@ func (e *JIDError) Is(target error) bool { return target == ErrInvalidJID }
 // bytes in its own buffer slice out the bare JID or the resource without
 // searching for separators again.
 type Parts struct {
-	Local, Domain, Resource int
+	// Local is the length of the localpart, without the '@'.
+	Local int
+	// Domain is the length of the domainpart.
+	Domain int
+	// Resource is the length of the resourcepart, without the '/'.
+	Resource int
 }
 
 // Bare returns the length of the bare JID (localpart@domainpart), which is
@@ -136,13 +147,17 @@ func MustParse(s string) JID {
 	return j
 }
 
-// AppendNorm appends the normalised form of src to dst. Zero allocations
-// when src is ASCII and dst has capacity.
+// AppendNorm appends the normalised form of src to dst. It does not
+// allocate when src is a valid ASCII JID and dst has enough capacity,
+// because such input (the overwhelming majority on real servers) is
+// normalised by a hand-written fast path instead of PRECIS and IDNA. The
+// exceptions are domain labels that IDNA must inspect: "xn--" A-labels and
+// other labels with "--" in the third and fourth positions.
 //
 // It exists for callers on the hot path that keep JIDs in their own
-// buffers (for instance to compare an incoming from attribute against a
-// session without creating a JID). On error dst is returned unchanged, with
-// a *JIDError. The returned Parts describe the bytes appended.
+// buffers, for instance to compare an incoming from attribute against a
+// session without creating a JID. The returned Parts describe the bytes
+// appended. On error dst is returned unchanged, with a *JIDError.
 func AppendNorm(dst, src []byte) ([]byte, Parts, error) {
 	return jidAppendNorm(dst, src, false)
 }
@@ -152,8 +167,8 @@ func jidFromParts(s string, p Parts) JID {
 }
 
 // String returns the normalised "localpart@domainpart/resourcepart" form,
-// which is what every JID written to the network must look like (B2), and
-// "" for the zero JID.
+// which is the form every JID written to the network must take, and "" for
+// the zero JID. It does not allocate.
 func (j JID) String() string { return j.s }
 
 // Local returns the normalised localpart, or "" when the JID has none (a
@@ -280,16 +295,11 @@ func jidAppendNorm[T string | []byte](dst []byte, src T, slowOnly bool) ([]byte,
 	// RFC 7622 §3.2: the resourcepart starts after the first '/', and the
 	// localpart ends at the first '@' before that '/'. Splitting happens
 	// before any mapping, so a full-width '＠' never acts as a separator.
-	slash, at := len(src), -1
-	for i := 0; i < len(src); i++ {
-		if src[i] == '/' {
-			slash = i
-			break
-		}
-		if src[i] == '@' && at < 0 {
-			at = i
-		}
+	slash := jidIndexByte(src, '/')
+	if slash < 0 {
+		slash = len(src)
 	}
+	at := jidIndexByte(src[:slash], '@')
 	local, domain := src[:0], src[:slash]
 	if at >= 0 {
 		local, domain = src[:at], src[at+1:slash]
@@ -333,9 +343,65 @@ func jidAppendNorm[T string | []byte](dst []byte, src T, slowOnly bool) ([]byte,
 	return out, p, nil
 }
 
-// jidLocalForbidden marks the ASCII characters that RFC 7622 §3.3.1 bans
-// from localparts although PRECIS IdentifierClass allows them.
-var jidLocalForbidden = [128]bool{'"': true, '&': true, '\'': true, '/': true, ':': true, '<': true, '>': true, '@': true}
+// jidIndexByte is strings.IndexByte or bytes.IndexByte, whose vectorised
+// search beats a byte loop in generic code; the type switch is resolved at
+// compile time for each instantiation and does not allocate.
+func jidIndexByte[T string | []byte](s T, c byte) int {
+	switch v := any(s).(type) {
+	case string:
+		return strings.IndexByte(v, c)
+	case []byte:
+		return bytes.IndexByte(v, c)
+	}
+	panic("unreachable")
+}
+
+// Byte classes for the ASCII fast paths, looked up in jidClass so that
+// each byte costs one load and a mask instead of a chain of comparisons.
+const (
+	// jidLocalOK: printable ASCII other than the characters that
+	// RFC 7622 §3.3.1 bans from localparts although PRECIS IdentifierClass
+	// allows them.
+	jidLocalOK = 1 << iota
+	// jidLDH: letter, digit or hyphen, the bytes of a DNS label.
+	jidLDH
+	// jidResourceOK: printable ASCII including space, which OpaqueString
+	// leaves unchanged.
+	jidResourceOK
+	// jidUpper: 'A'..'Z', which the localpart and domainpart fold.
+	jidUpper
+)
+
+var jidClass = func() (t [256]uint8) {
+	for c := 0x20; c <= 0x7e; c++ {
+		t[c] |= jidResourceOK
+		if c != ' ' && !strings.ContainsRune(`"&'/:<>@`, rune(c)) {
+			t[c] |= jidLocalOK
+		}
+		if c >= 'A' && c <= 'Z' {
+			t[c] |= jidUpper | jidLDH
+		}
+		if c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' {
+			t[c] |= jidLDH
+		}
+	}
+	return t
+}()
+
+// jidAppendLower appends s to dst, folding 'A'..'Z' only when the scan
+// found some, so that already-normalised input is a plain copy.
+func jidAppendLower[T string | []byte](dst []byte, s T, upper bool) []byte {
+	start := len(dst)
+	dst = append(dst, s...)
+	if upper {
+		for i := start; i < len(dst); i++ {
+			if jidClass[dst[i]]&jidUpper != 0 {
+				dst[i] += 'a' - 'A'
+			}
+		}
+	}
+	return dst
+}
 
 // jidAppendLocal appends the normalised localpart l (non-empty) and returns
 // a non-empty reason if it is invalid.
@@ -346,23 +412,15 @@ var jidLocalForbidden = [128]bool{'"': true, '&': true, '\'': true, '/': true, '
 // there is only one source of truth for errors.
 func jidAppendLocal[T string | []byte](dst []byte, l T, slowOnly bool) ([]byte, string) {
 	if !slowOnly && len(l) <= jidMaxPart {
-		start := len(dst)
-		ok := true
+		all, seen := uint8(jidLocalOK), uint8(0)
 		for i := 0; i < len(l); i++ {
-			c := l[i]
-			if c < 0x21 || c > 0x7e || jidLocalForbidden[c] {
-				ok = false
-				break
-			}
-			if 'A' <= c && c <= 'Z' {
-				c += 'a' - 'A'
-			}
-			dst = append(dst, c)
+			c := jidClass[l[i]]
+			all &= c
+			seen |= c
 		}
-		if ok {
-			return dst, ""
+		if all != 0 {
+			return jidAppendLower(dst, l, seen&jidUpper != 0), ""
 		}
-		dst = dst[:start]
 	}
 	s := string(l)
 	if !utf8.ValidString(s) {
@@ -388,12 +446,11 @@ func jidAppendLocal[T string | []byte](dst []byte, l T, slowOnly bool) ([]byte, 
 // jidResourceFast reports whether r is printable ASCII (space included),
 // which OpaqueString leaves unchanged.
 func jidResourceFast[T string | []byte](r T) bool {
+	all := uint8(jidResourceOK)
 	for i := 0; i < len(r); i++ {
-		if c := r[i]; c < 0x20 || c > 0x7e {
-			return false
-		}
+		all &= jidClass[r[i]]
 	}
-	return true
+	return all != 0
 }
 
 // jidAppendResource appends the normalised resourcepart r (non-empty).
@@ -421,7 +478,15 @@ func jidAppendResource[T string | []byte](dst []byte, r T, slowOnly bool) ([]byt
 	return append(dst, n...), ""
 }
 
+// jidSeparators maps the label separators that RFC 7622 §3.2 accepts
+// besides '.' (ideographic, full-width and half-width full stops).
+var jidSeparators = strings.NewReplacer("\u3002", ".", "\uff0e", ".", "\uff61", ".")
+
 // jidAppendDomain appends the normalised domainpart d (non-empty).
+//
+// A dotted-quad IPv4 address is also a valid LDH name and comes out
+// unchanged either way, so it needs no case of its own; a look-alike such
+// as "999.1.1.1" is accepted as a DNS name, as IDNA does.
 //
 // The fast path covers lower- or upper-case LDH names whose labels are
 // 1..63 bytes, do not start or end with '-', and have no "--" in the third
@@ -445,9 +510,7 @@ func jidAppendDomain[T string | []byte](dst []byte, d T, slowOnly bool) ([]byte,
 	// RFC 7622 §3.2 counts U+3002, U+FF0E and U+FF61 as label separators;
 	// map them first so that a trailing ideographic full stop is stripped
 	// like a trailing '.'.
-	if strings.ContainsAny(s, "\u3002\uff0e\uff61") {
-		s = strings.NewReplacer("\u3002", ".", "\uff0e", ".", "\uff61", ".").Replace(s)
-	}
+	s = jidSeparators.Replace(s)
 	// RFC 7622 §3.2: a single trailing dot (the DNS root) is not part of
 	// the JID.
 	s = strings.TrimSuffix(s, ".")
@@ -509,8 +572,8 @@ func jidIsASCII(s string) bool {
 }
 
 // jidAppendLDH is the domain fast path described at jidAppendDomain. It
-// reports false, leaving dst's contents beyond len(dst) unspecified, when
-// the name needs the slow path; it never decides that a name is invalid.
+// reports false, with dst unchanged, when the name needs the slow path; it
+// never decides that a name is invalid.
 func jidAppendLDH[T string | []byte](dst []byte, d T) ([]byte, bool) {
 	n := len(d)
 	if d[n-1] == '.' {
@@ -519,32 +582,26 @@ func jidAppendLDH[T string | []byte](dst []byte, d T) ([]byte, bool) {
 	if n == 0 || n > jidMaxPart {
 		return dst, false
 	}
-	start := len(dst)
+	all, seen := uint8(jidLDH), uint8(0)
 	labelStart := 0
 	for i := 0; i <= n; i++ {
-		if i == n || d[i] == '.' {
-			l := i - labelStart
-			if l == 0 || l > jidMaxLabel || d[labelStart] == '-' || d[i-1] == '-' ||
-				(l >= 4 && d[labelStart+2] == '-' && d[labelStart+3] == '-') {
-				return dst[:start], false
-			}
-			if i < n {
-				dst = append(dst, '.')
-			}
-			labelStart = i + 1
+		if i < n && d[i] != '.' {
+			c := jidClass[d[i]]
+			all &= c
+			seen |= c
 			continue
 		}
-		c := d[i]
-		switch {
-		case 'a' <= c && c <= 'z', '0' <= c && c <= '9', c == '-':
-		case 'A' <= c && c <= 'Z':
-			c += 'a' - 'A'
-		default:
-			return dst[:start], false
+		l := i - labelStart
+		if l == 0 || l > jidMaxLabel || d[labelStart] == '-' || d[i-1] == '-' ||
+			(l >= 4 && d[labelStart+2] == '-' && d[labelStart+3] == '-') {
+			return dst, false
 		}
-		dst = append(dst, c)
+		labelStart = i + 1
 	}
-	return dst, true
+	if all == 0 {
+		return dst, false
+	}
+	return jidAppendLower(dst, d[:n], seen&jidUpper != 0), true
 }
 
 // jidAppendIPLiteral appends the bracketed IPv6 literal d (RFC 7622 §3.2
