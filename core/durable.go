@@ -174,25 +174,16 @@ func (m *Machine) Records() [][]byte {
 	return m.records
 }
 
-func (m *Machine) journalAvailable(bare string, r *resource) {
+// journalResource records that a resource became (still is) available, or
+// went away leaving r as the user's last unavailable presence.
+func (m *Machine) journalResource(op byte, bare string, r *resource) {
 	m.lastChange = maxTime(m.lastChange, r.rec.at)
 	if !m.journal {
 		return
 	}
-	m.recBuf = append(m.recBuf, opAvailable)
+	m.recBuf = append(m.recBuf, op)
 	m.recBuf = appendString(m.recBuf, bare)
 	m.recBuf = appendResource(m.recBuf, r)
-	m.recOffs = append(m.recOffs, len(m.recBuf))
-}
-
-func (m *Machine) journalUnavailable(bare string, last *resource) {
-	m.lastChange = maxTime(m.lastChange, last.rec.at)
-	if !m.journal {
-		return
-	}
-	m.recBuf = append(m.recBuf, opUnavailable)
-	m.recBuf = appendString(m.recBuf, bare)
-	m.recBuf = appendResource(m.recBuf, last)
 	m.recOffs = append(m.recOffs, len(m.recBuf))
 }
 

@@ -376,7 +376,7 @@ func (m *Machine) track(now clock.Time, session stanza.JID, p *stanza.Presence) 
 	r := &u.avail[i].rec
 	r.blob = append(r.blob[:0], s...)
 	r.idLen, r.attrLen = int32(idLen), int32(attrLen)
-	m.journalAvailable(bare, &u.avail[i])
+	m.journalResource(opAvailable, bare, &u.avail[i])
 }
 
 // untrack applies an unavailable broadcast (RULES T3).
@@ -396,7 +396,7 @@ func (m *Machine) untrack(now clock.Time, session stanza.JID, p *stanza.Presence
 		u.avail = append(u.avail[:i], u.avail[i+1:]...)
 	}
 	u.last = resource{name: strings.Clone(session.Resource()), rec: record{at: now, blob: blob, attrLen: int32(attrLen)}}
-	m.journalUnavailable(bare, &u.last)
+	m.journalResource(opUnavailable, bare, &u.last)
 }
 
 // Close tells the machine that session ended without unavailable presence
@@ -426,19 +426,11 @@ func (m *Machine) clientProbe(now clock.Time, c *clientIn, answerLocal bool) err
 	user := c.session.Bare()
 	// C4 before C3, and neither uses a token.
 	if m.auth.Blocks(user, target) {
-		m.begin(ErrorReply, c.session.String())
-		m.head(target.String(), c.session.String(), "error")
-		m.buf = c.p.AppendIDAttr(m.buf)
-		m.buf = append(m.buf, "><error type='cancel'><not-acceptable xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/><blocked xmlns='urn:xmpp:blocking:errors'/></error></presence>"...)
-		m.end()
+		m.errorReply(c, target, "<error type='cancel'><not-acceptable xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/><blocked xmlns='urn:xmpp:blocking:errors'/></error>")
 		return nil
 	}
 	if !m.take(now, c.session) {
-		m.begin(ErrorReply, c.session.String())
-		m.head(target.String(), c.session.String(), "error")
-		m.buf = c.p.AppendIDAttr(m.buf)
-		m.buf = append(m.buf, "><error type='wait'><policy-violation xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></presence>"...)
-		m.end()
+		m.errorReply(c, target, "<error type='wait'><policy-violation xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error>")
 		return nil
 	}
 	if !m.local(target) {
@@ -456,6 +448,18 @@ func (m *Machine) clientProbe(now clock.Time, c *clientIn, answerLocal bool) err
 	m.idbuf = c.p.AppendIDAttr(m.idbuf[:0])
 	m.answer(c.session, target, m.idbuf)
 	return nil
+}
+
+// errorReply answers a refused client probe with a presence error from the
+// probed JID (RULES C3, C4).
+func (m *Machine) errorReply(c *clientIn, target stanza.JID, errElem string) {
+	m.begin(ErrorReply, c.session.String())
+	m.head(target.String(), c.session.String(), "error")
+	m.buf = c.p.AppendIDAttr(m.buf)
+	m.buf = append(m.buf, '>')
+	m.buf = append(m.buf, errElem...)
+	m.buf = append(m.buf, "</presence>"...)
+	m.end()
 }
 
 // take spends one probe token of session, reporting false when none is
