@@ -1,0 +1,277 @@
+// Command bench measures lastseen against peer implementations of the same
+// XEP-0318 behaviour, in one process on the same inputs, and writes
+// bench/RESULTS.md and bench/chart.svg.
+//
+// Usage:
+//
+//	go run ./bench            full run (under 2 minutes), writes RESULTS.md and chart.svg
+//	go run ./bench -quick     scaled-down run (under 30 s), prints only
+//	go run ./bench -json      print the figures as JSON instead of tables
+//
+// Engines (native, native-sharded, wazero, Node) and peers (etree,
+// encoding/xml, mellium) implement Impl; see impl.go. Peer replies are
+// checked against lastseen's by peers_test.go.
+package main
+
+import (
+	"bufio"
+	"bytes"
+	_ "embed"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"time"
+)
+
+//go:embed notes.md
+var notes string
+
+type runConfig struct {
+	quick        bool
+	samples      int
+	sample       time.Duration
+	memUsers     int
+	peerMemUsers int
+	parUsers     int
+	parDur       time.Duration
+	parRuns      int
+}
+
+func defaultConfig(quick bool) runConfig {
+	if quick {
+		return runConfig{quick: true, samples: 3, sample: 10 * time.Millisecond, memUsers: 100_000, peerMemUsers: 10_000,
+			parUsers: 1024, parDur: 250 * time.Millisecond, parRuns: 2}
+	}
+	return runConfig{samples: 7, sample: 40 * time.Millisecond, memUsers: 1_000_000, peerMemUsers: 100_000,
+		parUsers: 4096, parDur: time.Second, parRuns: 3}
+}
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	quick := fs.Bool("quick", false, "scaled-down run (under 30 s); writes no files unless -out is given")
+	asJSON := fs.Bool("json", false, "print the figures as JSON instead of tables")
+	out := fs.String("out", "", "where to write RESULTS.md (default bench/RESULTS.md on a full run; - for nowhere)")
+	chart := fs.String("chart", "", "where to write the SVG chart (default chart.svg beside RESULTS.md)")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	cfg := defaultConfig(*quick)
+	res, err := measureAll(cfg, stderr)
+	if err != nil {
+		fmt.Fprintln(stderr, "bench:", err)
+		return 1
+	}
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(res); err != nil {
+			fmt.Fprintln(stderr, "bench:", err)
+			return 1
+		}
+	} else {
+		res.WriteText(stdout)
+	}
+	path := *out
+	if path == "" && !*quick {
+		path = filepath.Join(benchDir(), "RESULTS.md")
+	}
+	if path == "" || path == "-" {
+		return 0
+	}
+	chartPath := *chart
+	if chartPath == "" {
+		chartPath = filepath.Join(filepath.Dir(path), "chart.svg")
+	}
+	if err := os.WriteFile(chartPath, []byte(res.chartSVG()), 0o644); err != nil {
+		fmt.Fprintln(stderr, "bench:", err)
+		return 1
+	}
+	rel, err := filepath.Rel(filepath.Dir(path), chartPath)
+	if err != nil {
+		rel = chartPath
+	}
+	var md bytes.Buffer
+	res.WriteMarkdown(&md, notes, filepath.ToSlash(rel))
+	if err := os.WriteFile(path, md.Bytes(), 0o644); err != nil {
+		fmt.Fprintln(stderr, "bench:", err)
+		return 1
+	}
+	fmt.Fprintf(stderr, "bench: wrote %s and %s\n", path, chartPath)
+	return 0
+}
+
+// moduleRoot finds the lastseen module root above the working directory,
+// so that `go run ./bench` from anywhere in the repository writes to the
+// same place.
+func moduleRoot() string {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "."
+	}
+	for d := dir; ; d = filepath.Dir(d) {
+		if b, err := os.ReadFile(filepath.Join(d, "go.mod")); err == nil && bytes.Contains(b, []byte("module github.com/lastseen-xmpp/lastseen\n")) {
+			return d
+		}
+		if filepath.Dir(d) == d {
+			return dir
+		}
+	}
+}
+
+func benchDir() string { return filepath.Join(moduleRoot(), "bench") }
+
+func cpuModel() string {
+	f, err := os.Open("/proc/cpuinfo")
+	if err != nil {
+		return "unknown CPU"
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if k, v, ok := strings.Cut(sc.Text(), ":"); ok && strings.TrimSpace(k) == "model name" {
+			return strings.TrimSpace(v)
+		}
+	}
+	return "unknown CPU"
+}
+
+// wasmInfo finds the built module, wherever issue 3 puts it.
+func wasmInfo() WasmInfo {
+	root := moduleRoot()
+	for _, p := range []string{"wasm/lastseen.wasm", "bindings/go/lastseen.wasm", "bindings/node/lastseen.wasm"} {
+		if st, err := os.Stat(filepath.Join(root, p)); err == nil {
+			return WasmInfo{Path: p, Bytes: st.Size()}
+		}
+	}
+	return WasmInfo{Missing: "not built yet"}
+}
+
+func measureAll(cfg runConfig, log io.Writer) (*Results, error) {
+	start := time.Now()
+	res := &Results{
+		Date:      time.Now().UTC().Format("2006-01-02 15:04 MST"),
+		GoVersion: runtime.Version(),
+		OS:        runtime.GOOS,
+		Arch:      runtime.GOARCH,
+		CPU:       cpuModel(),
+		Cores:     runtime.NumCPU(),
+		Quick:     cfg.quick,
+		Samples:   cfg.samples,
+		SampleMs:  float64(cfg.sample) / float64(time.Millisecond),
+		BatchSize: batchSize,
+		Wasm:      wasmInfo(),
+	}
+	cs := contenders()
+	for _, w := range workloads() {
+		fmt.Fprintf(log, "bench: %s\n", w.Name)
+		cells, err := measureWorkload(&w, cs, cfg)
+		if err != nil {
+			return nil, err
+		}
+		res.Workloads = append(res.Workloads, WorkloadInfo{Name: w.Name, Desc: w.Desc})
+		res.Cells = append(res.Cells, cells...)
+	}
+	for _, c := range cs {
+		if c.Name == "native-sharded" {
+			continue // the same Machines as native, behind locks
+		}
+		users := cfg.peerMemUsers
+		if !c.Peer {
+			users = cfg.memUsers
+		}
+		fmt.Fprintf(log, "bench: memory, %s, %d users\n", c.Name, users)
+		m, err := measureMemory(c, users)
+		if err != nil {
+			return nil, err
+		}
+		res.Memory = append(res.Memory, m)
+	}
+	fmt.Fprintln(log, "bench: parallel")
+	par, err := measureParallel(cfg.parUsers, cfg.parDur, cfg.parRuns)
+	if err != nil {
+		return nil, err
+	}
+	res.Parallel = par
+	res.RunSeconds = time.Since(start).Seconds()
+	res.Targets = targets(res)
+	return res, nil
+}
+
+func status(ok bool) string {
+	if ok {
+		return "met"
+	}
+	return "missed"
+}
+
+func targets(r *Results) []Target {
+	var ts []Target
+	na := func(name, goal, why string) {
+		ts = append(ts, Target{Name: name, Goal: goal, Measured: "n/a (" + why + ")", Status: "n/a"})
+	}
+	if c := r.cell("probe-offline", "native"); c != nil && c.Missing == "" {
+		ts = append(ts, Target{"probe answer, offline user, native", "≤ 400 ns", fmtNs(c.NsOp), status(c.NsOp <= 400)})
+		ts = append(ts, Target{"probe answer, offline user, native allocs", "≤ 2 allocs/op", fmt.Sprintf("%.1f", c.AllocsOp), status(c.AllocsOp <= 2)})
+		if e := r.cell("probe-offline", "etree"); e != nil && e.Missing == "" {
+			x := e.NsOp / c.NsOp
+			ts = append(ts, Target{"probe answer, offline user, vs etree", "≥ 30× faster", fmtRatio(x), status(x >= 30)})
+		}
+	}
+	for _, w := range []string{"update-available", "update-unavailable"} {
+		if c := r.cell(w, "native"); c != nil && c.Missing == "" {
+			ts = append(ts, Target{"presence update (" + strings.TrimPrefix(w, "update-") + "), native", "≤ 500 ns", fmtNs(c.NsOp), status(c.NsOp <= 500)})
+		}
+	}
+	engineRatio := func(engine string, limit float64) {
+		goal := fmt.Sprintf("≤ %.0f× native per stanza", limit)
+		name := engine + " engine, batched"
+		if engine == "node" {
+			name = "Node engine"
+		}
+		worst, ok, why := 0.0, true, ""
+		for _, w := range r.Workloads {
+			c, n := r.cell(w.Name, engine), r.cell(w.Name, "native")
+			if c == nil || c.Missing != "" {
+				ok, why = false, "not built yet"
+				if c != nil {
+					why = c.Missing
+				}
+				break
+			}
+			worst = max(worst, c.NsOp/n.NsOp)
+		}
+		if !ok {
+			na(name, goal, why)
+			return
+		}
+		ts = append(ts, Target{name, goal, "worst workload " + fmtRatio(worst), status(worst <= limit)})
+	}
+	engineRatio("wazero", 2)
+	engineRatio("node", 3)
+	for _, m := range r.Memory {
+		if m.Impl == "native" && m.Missing == "" {
+			ts = append(ts, Target{"memory per tracked offline user", "≤ 350 B beyond the presence", fmt.Sprintf("%.0f B (%.0f B/user in all, %d users, %.0f MiB)", m.BeyondStored, m.PerUser, m.Users, float64(m.HeapBytes)/(1<<20)), status(m.BeyondStored <= 350)})
+		}
+	}
+	if p := r.Parallel; p.Missing == "" {
+		ts = append(ts, Target{fmt.Sprintf("parallel wrapper, %d cores vs 1", p.Cores), "≥ 1.7×", fmt.Sprintf("%.2f×", p.Speedup), status(p.Speedup >= 1.7)})
+	} else {
+		na("parallel wrapper", "≥ 1.7×", p.Missing)
+	}
+	if r.Wasm.Missing == "" {
+		ts = append(ts, Target{".wasm size", "≤ 3 MiB", fmt.Sprintf("%.2f MiB", float64(r.Wasm.Bytes)/(1<<20)), status(r.Wasm.Bytes <= 3<<20)})
+	} else {
+		na(".wasm size", "≤ 3 MiB", r.Wasm.Missing)
+	}
+	return ts
+}

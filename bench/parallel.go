@@ -1,0 +1,185 @@
+package main
+
+import (
+	"errors"
+	"runtime"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/lastseen-xmpp/lastseen/clock"
+	"github.com/lastseen-xmpp/lastseen/core"
+	"github.com/lastseen-xmpp/lastseen/stanza"
+)
+
+// ParResult is the throughput of the goroutine-safe wrapper (core.Sharded)
+// on one core and on all of them.
+type ParResult struct {
+	Missing  string    `json:"missing,omitempty"`
+	Cores    int       `json:"cores"`
+	Users    int       `json:"users"`
+	Seconds  float64   `json:"seconds_per_run"`
+	OneCore  float64   `json:"ops_per_sec_one_core"` // median of runs
+	AllCores float64   `json:"ops_per_sec_all_cores"`
+	Speedup  float64   `json:"speedup"`
+	OneRuns  []float64 `json:"one_core_runs"`
+	AllRuns  []float64 `json:"all_cores_runs"`
+	// Machine is a bare core.Machine on one core running the same mix,
+	// to show what the wrapper costs.
+	Machine float64 `json:"machine_one_core_ops_per_sec"`
+}
+
+// parUser is one user's inputs, built before the clock starts.
+type parUser struct {
+	session stanza.JID
+	avail   [2][]byte
+	probe   []byte
+}
+
+type parHost interface {
+	client(now clock.Time, s stanza.JID, raw []byte) error
+	server(now clock.Time, raw []byte) error
+}
+
+type shardedHost struct{ s *core.Sharded }
+
+func (h shardedHost) client(now clock.Time, s stanza.JID, raw []byte) error {
+	_, err := h.s.Client(now, s, raw)
+	return err
+}
+
+func (h shardedHost) server(now clock.Time, raw []byte) error {
+	out, err := h.s.Server(now, raw)
+	if err == nil && len(out) != 1 {
+		err = errors.New("probe did not get exactly one reply")
+	}
+	return err
+}
+
+type machineHost struct{ m *core.Machine }
+
+func (h machineHost) client(now clock.Time, s stanza.JID, raw []byte) error {
+	_, err := h.m.Client(now, s, raw)
+	return err
+}
+
+func (h machineHost) server(now clock.Time, raw []byte) error {
+	out, err := h.m.Server(now, raw)
+	if err == nil && len(out) != 1 {
+		err = errors.New("probe did not get exactly one reply")
+	}
+	return err
+}
+
+// runUsers runs g goroutines for d, each walking its own slice of users:
+// for each user a presence update (alternating two stanzas, so every one
+// is a change) and a server probe answered from that user's state. It
+// returns operations (stanzas handled) per second.
+func runUsers(us []parUser, g int, d time.Duration, h parHost) (float64, error) {
+	var ops atomic.Int64
+	var stop atomic.Bool
+	var wg sync.WaitGroup
+	var failed atomic.Value
+	per := len(us) / g
+	start := time.Now()
+	for k := range g {
+		wg.Add(1)
+		go func(mine []parUser) {
+			defer wg.Done()
+			now := t0.Add(time.Hour)
+			n := int64(0)
+			for i := 0; !stop.Load(); i++ {
+				u := &mine[i%len(mine)]
+				now += 1000
+				if err := h.client(now, u.session, u.avail[(i/len(mine))&1]); err != nil {
+					failed.Store(err)
+					break
+				}
+				if err := h.server(now, u.probe); err != nil {
+					failed.Store(err)
+					break
+				}
+				n += 2
+			}
+			ops.Add(n)
+		}(us[k*per : (k+1)*per])
+	}
+	time.Sleep(d)
+	stop.Store(true)
+	wg.Wait()
+	if err, _ := failed.Load().(error); err != nil {
+		return 0, err
+	}
+	return float64(ops.Load()) / time.Since(start).Seconds(), nil
+}
+
+// measureParallel compares core.Sharded with GOMAXPROCS=1 and one
+// goroutine against GOMAXPROCS=NumCPU and NumCPU goroutines, alternating
+// the two runs times and taking medians.
+func measureParallel(users int, d time.Duration, runs int) (ParResult, error) {
+	cores := runtime.NumCPU()
+	r := ParResult{Cores: cores, Users: users, Seconds: d.Seconds()}
+	s, err := core.NewSharded(core.Config{Served: []string{domain}}, 0)
+	if err != nil {
+		return r, err
+	}
+	m, err := core.New(core.Config{Served: []string{domain}})
+	if err != nil {
+		return r, err
+	}
+	us := make([]parUser, users)
+	pr := stanza.MustParse(prober)
+	for i := range us {
+		n := strconv.Itoa(i)
+		bare := stanza.MustParse("user" + n + "@" + domain)
+		u := &us[i]
+		if u.session, err = bare.WithResource("phone"); err != nil {
+			return r, err
+		}
+		u.avail = [2][]byte{
+			[]byte("<presence><show>away</show><status>" + n + " on the balcony</status></presence>"),
+			[]byte("<presence><show>xa</show><status>" + n + " asleep</status></presence>"),
+		}
+		u.probe = []byte("<presence from='juliet@capulet.com/balcony' to='" + bare.String() + "' type='probe' id='p" + n + "'/>")
+		if err := s.SetRoster(bare, pr, core.SubBoth); err != nil {
+			return r, err
+		}
+		if err := m.SetRoster(bare, pr, core.SubBoth); err != nil {
+			return r, err
+		}
+		if _, err := s.Client(t0, u.session, u.avail[1]); err != nil {
+			return r, err
+		}
+		if _, err := m.Client(t0, u.session, u.avail[1]); err != nil {
+			return r, err
+		}
+	}
+	prev := runtime.GOMAXPROCS(0)
+	defer runtime.GOMAXPROCS(prev)
+	for range runs {
+		runtime.GOMAXPROCS(1)
+		runtime.GC()
+		one, err := runUsers(us, 1, d, shardedHost{s})
+		if err != nil {
+			return r, err
+		}
+		runtime.GOMAXPROCS(cores)
+		runtime.GC()
+		all, err := runUsers(us, cores, d, shardedHost{s})
+		if err != nil {
+			return r, err
+		}
+		r.OneRuns, r.AllRuns = append(r.OneRuns, one), append(r.AllRuns, all)
+	}
+	runtime.GOMAXPROCS(1)
+	runtime.GC()
+	if r.Machine, err = runUsers(us, 1, d, machineHost{m}); err != nil {
+		return r, err
+	}
+	r.OneCore, r.AllCores = median(r.OneRuns), median(r.AllRuns)
+	if r.OneCore > 0 {
+		r.Speedup = r.AllCores / r.OneCore
+	}
+	return r, nil
+}

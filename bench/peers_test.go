@@ -1,0 +1,86 @@
+package main
+
+import (
+	"bytes"
+	"testing"
+	"time"
+
+	"github.com/lastseen-xmpp/lastseen/internal/scenario"
+)
+
+// TestSameReplies is what makes the comparison honest: on every workload,
+// every engine and peer must emit the same stanzas as the native engine,
+// operation after operation. Stanzas compare as the conformance runner
+// compares them (scenario.Equal: attributes as a set, delay stamps as
+// instants), in both directions so that an id on either side counts.
+func TestSameReplies(t *testing.T) {
+	cs := contenders()
+	for _, w := range workloads() {
+		t.Run(w.Name, func(t *testing.T) {
+			ref, err := w.start(cs[0])
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ref.im.Release()
+			var others []*instance
+			for _, c := range cs[1:] {
+				if c.Missing != "" {
+					t.Logf("%s: %s", c.Name, c.Missing)
+					continue
+				}
+				in, err := w.start(c)
+				if err != nil {
+					t.Fatalf("%s: %v", c.Name, err)
+				}
+				in.batch = nil // compare stanza by stanza
+				defer in.im.Release()
+				others = append(others, in)
+			}
+			// Four operations, then a probe that shows what each tracked
+			// (updates emit nothing of their own).
+			for op := range 5 {
+				if err := step(ref, op); err != nil {
+					t.Fatalf("native, op %d: %v", op, err)
+				}
+				want := outputs(ref)
+				for _, in := range others {
+					name := in.name
+					if err := step(in, op); err != nil {
+						t.Fatalf("%s, op %d: %v", name, op, err)
+					}
+					got := outputs(in)
+					if len(got) != len(want) {
+						t.Fatalf("%s, op %d: %d stanzas, native emitted %d", name, op, len(got), len(want))
+					}
+					for i := range want {
+						if ok, diff := scenario.Equal(want[i], got[i]); !ok {
+							t.Errorf("%s, op %d, stanza %d differs from native:\nnative: %s\n%s:  %s\n%s", name, op, i, want[i], name, got[i], diff)
+						} else if ok, diff := scenario.Equal(got[i], want[i]); !ok {
+							t.Errorf("%s, op %d, stanza %d differs from native (reverse):\nnative: %s\n%s:  %s\n%s", name, op, i, want[i], name, got[i], diff)
+						}
+					}
+				}
+			}
+		})
+	}
+}
+
+// step runs operation op of the workload, and as op 4 a server probe for
+// the workload's user.
+func step(in *instance, op int) error {
+	if op < 4 {
+		in.last = in.w.Want
+		return in.one()
+	}
+	n, err := in.im.Server(in.now.Add(time.Second), []byte(probeUser))
+	in.last = n
+	return err
+}
+
+func outputs(in *instance) [][]byte {
+	out := make([][]byte, in.last)
+	for i := range out {
+		out[i] = bytes.Clone(in.im.Output(i))
+	}
+	return out
+}
