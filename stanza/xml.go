@@ -2,6 +2,7 @@ package stanza
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"strconv"
 	"unicode/utf8"
@@ -204,6 +205,16 @@ func (s *scanner) skipSpace() {
 // up front keeps the per-token loops simple.
 func checkChars(b []byte) error {
 	for i := 0; i < len(b); {
+		// Eight bytes at a time while they are all printable ASCII: no
+		// byte has its high bit set, and none is below 0x20 (the
+		// "has less than" bit trick; exact whenever the answer is no).
+		if i+8 <= len(b) {
+			w := binary.LittleEndian.Uint64(b[i:])
+			if ((w-0x2020202020202020)&^w|w)&0x8080808080808080 == 0 {
+				i += 8
+				continue
+			}
+		}
 		c := b[i]
 		if c < 0x80 {
 			if c < 0x20 && c != '\t' && c != '\n' && c != '\r' {
@@ -419,6 +430,7 @@ func isXMLChar(r rune) bool {
 // name reads an XML Name at s.i.
 func (s *scanner) name() ([]byte, error) {
 	start := s.i
+	ascii := true
 	for s.i < len(s.b) {
 		c := s.b[s.i]
 		if c < 0x80 {
@@ -432,10 +444,13 @@ func (s *scanner) name() ([]byte, error) {
 		if !isNameChar(r) {
 			break
 		}
+		ascii = false
 		s.i += n
 	}
 	nm := s.b[start:s.i]
-	if len(nm) == 0 || !validName(nm, true) {
+	// Every byte of an ASCII name is a NameChar already: only its first
+	// must also start a name.
+	if len(nm) == 0 || ascii && !isNameStartChar(rune(nm[0])) || !ascii && !validName(nm, true) {
 		s.i = start
 		return nil, s.fail(ErrMalformed, "expected a name")
 	}
@@ -474,7 +489,12 @@ func (s *scanner) startTag(depth int) error {
 		return s.fail(ErrMalformed, "element name "+strconv.Quote(string(nm))+" is not a qualified name")
 	}
 	nsMark := len(p.ns)
+	// Attributes are parsed in place (an Attr is 120 bytes): the root's
+	// straight into el.Attrs, the others into scratch.
 	attrs := p.scratch[:0]
+	if depth == 0 {
+		attrs = p.el.Attrs[:0]
+	}
 	selfClosing := false
 	for {
 		sawSpace := s.i < len(s.b) && isSpace(s.b[s.i])
@@ -501,23 +521,28 @@ func (s *scanner) startTag(depth int) error {
 		if len(attrs) >= s.lim.MaxAttrs {
 			return s.fail(ErrTooComplex, "more than "+strconv.Itoa(s.lim.MaxAttrs)+" attributes on one element")
 		}
-		a, err := s.attr()
-		if err != nil {
+		attrs = append(attrs, Attr{})
+		a := &attrs[len(attrs)-1]
+		*a = Attr{} // the slot may hold an attribute of an earlier parse
+		if err := s.attr(a); err != nil {
 			return err
 		}
-		for j := range attrs {
-			if bytes.Equal(attrName(s.b, &attrs[j]), attrName(s.b, &a)) {
-				return s.fail(ErrMalformed, "duplicate attribute "+strconv.Quote(string(attrName(s.b, &a))))
+		for j := range attrs[:len(attrs)-1] {
+			if bytes.Equal(attrName(s.b, &attrs[j]), attrName(s.b, a)) {
+				return s.fail(ErrMalformed, "duplicate attribute "+strconv.Quote(string(attrName(s.b, a))))
 			}
 		}
 		if a.Decl {
-			if err := s.declare(&a); err != nil {
+			if err := s.declare(a); err != nil {
 				return err
 			}
 		}
-		attrs = append(attrs, a)
 	}
-	p.scratch = attrs
+	if depth == 0 {
+		p.el.Attrs = attrs
+	} else {
+		p.scratch = attrs
+	}
 	space, err := s.resolve(prefix, true)
 	if err != nil {
 		return err
@@ -541,7 +566,6 @@ func (s *scanner) startTag(depth int) error {
 	}
 	if depth == 0 {
 		p.el.Prefix, p.el.Local, p.el.Space = prefix, local, space
-		p.el.Attrs = append(p.el.Attrs, attrs...)
 		p.el.ContentStart = s.i
 		p.el.ContentEnd = s.i
 	} else if depth == 1 {
@@ -566,31 +590,44 @@ func attrName(b []byte, a *Attr) []byte {
 	return b[a.Start:end]
 }
 
-func (s *scanner) attr() (Attr, error) {
+// attr reads one attribute into a.
+func (s *scanner) attr(a *Attr) error {
 	start := s.i
 	nm, err := s.name()
 	if err != nil {
-		return Attr{}, err
+		return err
 	}
 	prefix, local, ok := splitQName(nm)
 	if !ok {
-		return Attr{}, s.fail(ErrMalformed, "attribute name "+strconv.Quote(string(nm))+" is not a qualified name")
+		return s.fail(ErrMalformed, "attribute name "+strconv.Quote(string(nm))+" is not a qualified name")
 	}
 	s.skipSpace()
 	if s.i >= len(s.b) || s.b[s.i] != '=' {
-		return Attr{}, s.fail(ErrMalformed, "expected '=' after attribute name")
+		return s.fail(ErrMalformed, "expected '=' after attribute name")
 	}
 	s.i++
 	s.skipSpace()
 	if s.i >= len(s.b) || (s.b[s.i] != '\'' && s.b[s.i] != '"') {
-		return Attr{}, s.fail(ErrMalformed, "attribute value must be quoted")
+		return s.fail(ErrMalformed, "attribute value must be quoted")
 	}
 	q := s.b[s.i]
 	s.i++
 	vStart := s.i
+	// Usually the value holds neither '<' nor a reference: find its end
+	// with three vectorised scans. Otherwise the loop below walks it and
+	// reports the first problem where it is.
+	rest := s.b[s.i:]
+	end := bytes.IndexByte(rest, q)
+	span := rest
+	if end >= 0 {
+		span = rest[:end]
+	}
+	if end >= 0 && bytes.IndexByte(span, '<') < 0 && bytes.IndexByte(span, '&') < 0 {
+		s.i += end
+	}
 	for {
 		if s.i >= len(s.b) {
-			return Attr{}, s.fail(ErrMalformed, "unterminated attribute value")
+			return s.fail(ErrMalformed, "unterminated attribute value")
 		}
 		c := s.b[s.i]
 		if c == q {
@@ -598,20 +635,22 @@ func (s *scanner) attr() (Attr, error) {
 		}
 		switch c {
 		case '<':
-			return Attr{}, s.fail(ErrMalformed, "'<' is not allowed in an attribute value")
+			return s.fail(ErrMalformed, "'<' is not allowed in an attribute value")
 		case '&':
 			if err := s.reference(); err != nil {
-				return Attr{}, err
+				return err
 			}
 		default:
 			s.i++
 		}
 	}
-	a := Attr{Start: start, Prefix: prefix, Local: local, Raw: s.b[vStart:s.i], Quote: q}
+	// Field by field: a is zero, and a composite literal would be built
+	// and then copied with write barriers.
+	a.Start, a.Prefix, a.Local, a.Raw, a.Quote = start, prefix, local, s.b[vStart:s.i], q
 	s.i++
 	a.End = s.i
 	a.Decl = prefix == nil && string(local) == "xmlns" || string(prefix) == "xmlns"
-	return a, nil
+	return nil
 }
 
 // declare records a namespace declaration, enforcing Namespaces in XML 1.0
