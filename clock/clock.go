@@ -56,17 +56,27 @@ func (t Time) AppendFormat(dst []byte) []byte {
 		days--
 	}
 	y, m, d := civil(days)
-	dst = appendInt(dst, y, 4)
-	dst = append(dst, '-')
-	dst = appendInt(dst, int64(m), 2)
-	dst = append(dst, '-')
-	dst = appendInt(dst, int64(d), 2)
-	dst = append(dst, 'T')
-	dst = appendInt(dst, rem/3600, 2)
-	dst = append(dst, ':')
-	dst = appendInt(dst, rem/60%60, 2)
-	dst = append(dst, ':')
-	dst = appendInt(dst, rem%60, 2)
+	if y >= 0 && y <= 9999 {
+		// The common case, written without a digit loop.
+		h, mi, sec := rem/3600, rem/60%60, rem%60
+		dst = append(dst,
+			byte('0'+y/1000), byte('0'+y/100%10), byte('0'+y/10%10), byte('0'+y%10), '-',
+			byte('0'+m/10), byte('0'+m%10), '-', byte('0'+d/10), byte('0'+d%10), 'T',
+			byte('0'+h/10), byte('0'+h%10), ':', byte('0'+mi/10), byte('0'+mi%10), ':',
+			byte('0'+sec/10), byte('0'+sec%10))
+	} else {
+		dst = appendInt(dst, y, 4)
+		dst = append(dst, '-')
+		dst = appendInt(dst, int64(m), 2)
+		dst = append(dst, '-')
+		dst = appendInt(dst, int64(d), 2)
+		dst = append(dst, 'T')
+		dst = appendInt(dst, rem/3600, 2)
+		dst = append(dst, ':')
+		dst = appendInt(dst, rem/60%60, 2)
+		dst = append(dst, ':')
+		dst = appendInt(dst, rem%60, 2)
+	}
 	if nanos != 0 {
 		digits := 9
 		for nanos%10 == 0 {

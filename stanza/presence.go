@@ -192,24 +192,21 @@ func AppendAttr[S ~string | ~[]byte](dst []byte, name string, value S) []byte {
 // AppendEscaped appends s escaped for use in text or in a single- or
 // double-quoted attribute value.
 func AppendEscaped[S ~string | ~[]byte](dst []byte, s S) []byte {
-	for i := 0; i < len(s); i++ {
-		var rep string
-		switch s[i] {
-		case '<':
-			rep = "&lt;"
-		case '>':
-			rep = "&gt;"
-		case '&':
-			rep = "&amp;"
-		case '\'':
-			rep = "&apos;"
-		case '"':
-			rep = "&quot;"
-		default:
-			dst = append(dst, s[i])
-			continue
+	for {
+		// Copy the run up to the next character to escape in one append:
+		// JIDs and ids rarely hold any.
+		i := 0
+		for i < len(s) && escapes[s[i]] == "" {
+			i++
 		}
-		dst = append(dst, rep...)
+		dst = append(dst, s[:i]...)
+		if i == len(s) {
+			return dst
+		}
+		dst = append(dst, escapes[s[i]]...)
+		s = s[i+1:]
 	}
-	return dst
 }
+
+// escapes maps each byte that AppendEscaped replaces to its reference.
+var escapes = [256]string{'<': "&lt;", '>': "&gt;", '&': "&amp;", '\'': "&apos;", '"': "&quot;"}
