@@ -99,6 +99,37 @@ func BenchmarkProbeOffline(b *testing.B) {
 	benchServer(b, m, benchProbeUser, 1)
 }
 
+// BenchmarkProbeOfflineDistinct is BenchmarkProbeOffline over 4096
+// offline users probed by 4096 different contacts, one after another, so
+// that no address repeats within the machine's JID cache: the cost when
+// every from and to must be normalised afresh.
+func BenchmarkProbeOfflineDistinct(b *testing.B) {
+	const n = 4096
+	m := benchMachine(b)
+	probes := make([][]byte, n)
+	for i := range n {
+		u := "user" + strconv.Itoa(i) + "@" + benchDomain
+		c := "contact" + strconv.Itoa(i) + "@capulet.com"
+		if err := m.SetRoster(benchJID(b, u), benchJID(b, c), core.SubBoth); err != nil {
+			b.Fatal(err)
+		}
+		s := benchJID(b, u+"/balcony")
+		benchClient(b, m, benchT0.Add(time.Hour), s, benchAvailA)
+		benchClient(b, m, benchT0.Add(2*time.Hour), s, benchUnavail)
+		probes[i] = []byte("<presence from='" + c + "/balcony' to='" + u + "' type='probe' id='probe-1'/>")
+	}
+	now := benchT0.Add(10 * time.Hour)
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		out, err := m.Server(now, probes[i%n])
+		if err != nil || len(out) != 1 {
+			b.Fatal(len(out), err)
+		}
+		i++
+	}
+}
+
 // BenchmarkProbeAvailable answers a server probe for a user with 1 and with
 // 5 available resources (RULES P4): one reply per resource.
 func BenchmarkProbeAvailable(b *testing.B) {

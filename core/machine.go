@@ -96,7 +96,8 @@ type Machine struct {
 	buf     []byte   // backing store of the outputs of the current call
 	recs    []outRec // outputs of the current call, as offsets into buf
 	outs    []Output
-	scratch []byte // decoded attribute values, kept-stanza staging
+	jids    jidReader
+	scratch []byte // kept-stanza staging
 	idbuf   []byte // the probe's id attribute while answering
 	full    []byte // a full JID being written into a reply
 
@@ -229,13 +230,7 @@ func (m *Machine) head(from, to, typ string) {
 }
 
 // jid reads a JID attribute.
-func (m *Machine) jid(a *stanza.Attr) (stanza.JID, error) {
-	if !a.HasRefs() {
-		return stanza.ParseBytes(a.Raw)
-	}
-	m.scratch = a.AppendValue(m.scratch[:0])
-	return stanza.ParseBytes(m.scratch)
-}
+func (m *Machine) jid(a *stanza.Attr) (stanza.JID, error) { return m.jids.jid(a) }
 
 // Client handles a stanza sent by the local, authenticated session whose
 // full JID is session. Its from attribute is not trusted: the machine uses
@@ -517,24 +512,9 @@ func (m *Machine) checkServer(p *stanza.Presence) (from, to stanza.JID, err erro
 	return from, to, m.checkServerTarget(p, to)
 }
 
-// serverJIDs reads and checks a server stanza's addresses. It reads no
-// state, so Sharded runs it outside any lock.
+// serverJIDs reads and checks a server stanza's addresses.
 func (m *Machine) serverJIDs(p *stanza.Presence) (from, to stanza.JID, err error) {
-	if p.From == nil {
-		return from, to, bad("server", ErrNoFrom)
-	}
-	if from, err = m.jid(p.From); err != nil {
-		return from, to, bad("server", err)
-	}
-	if p.To != nil {
-		if to, err = m.jid(p.To); err != nil {
-			return from, to, bad("server", err)
-		}
-	}
-	if p.Type == stanza.Probe && p.To == nil {
-		return from, to, bad("server", ErrNoTo)
-	}
-	return from, to, nil
+	return m.jids.serverJIDs(p)
 }
 
 // checkServerTarget refuses a server probe to a JID the machine does not

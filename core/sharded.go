@@ -55,6 +55,7 @@ func NewSharded(cfg Config, n int) (*Sharded, error) {
 type parsed struct {
 	p    stanza.Parser
 	pres stanza.Presence
+	jids jidReader
 }
 
 // shardOf picks the shard of a bare JID with FNV-1a: cheap, and stable
@@ -132,9 +133,9 @@ func (s *Sharded) Server(now clock.Time, raw []byte) ([]Output, error) {
 	if err := ps.p.ParsePresence(raw, &ps.pres); err != nil {
 		return nil, bad("server", err)
 	}
-	// Address checks read no state: the first shard's Machine can do them
-	// without its lock.
-	from, to, err := s.shards[0].m.serverJIDs(&ps.pres)
+	// Address checks read no state: they run before any lock, with the
+	// parser's own jidReader.
+	from, to, err := ps.jids.serverJIDs(&ps.pres)
 	if err != nil {
 		return nil, err
 	}
