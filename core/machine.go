@@ -2,6 +2,7 @@ package core
 
 import (
 	"bytes"
+	"slices"
 	"strings"
 
 	"github.com/lastseen-xmpp/lastseen/clock"
@@ -388,7 +389,12 @@ func (m *Machine) untrack(now clock.Time, session stanza.JID, p *stanza.Presence
 		blob, attrLen = p.AppendKept(nil)
 	}
 	if i := u.find(session.Resource()); i >= 0 {
-		u.avail = append(u.avail[:i], u.avail[i+1:]...)
+		// slices.Delete zeroes the vacated slot, so the array no longer
+		// holds the old kept stanza; an offline user keeps no array at all.
+		u.avail = slices.Delete(u.avail, i, i+1)
+		if len(u.avail) == 0 {
+			u.avail = nil
+		}
 	}
 	u.last = resource{name: strings.Clone(session.Resource()), rec: record{at: now, blob: blob, attrLen: int32(attrLen)}}
 	m.journalResource(opUnavailable, bare, &u.last)
