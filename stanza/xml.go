@@ -182,10 +182,11 @@ func (p *Parser) Parse(raw []byte) (*Element, error) {
 }
 
 type scanner struct {
-	p   *Parser
-	b   []byte
-	i   int
-	lim Limits
+	p     *Parser
+	b     []byte
+	i     int
+	lim   Limits
+	colon bool // the last name read holds a ':'
 }
 
 func (s *scanner) fail(err error, msg string) error {
@@ -268,6 +269,9 @@ func (s *scanner) document() error {
 // for anything else.
 func (s *scanner) special() error {
 	rest := s.b[s.i:]
+	if len(rest) < 2 || rest[1] != '!' && rest[1] != '?' {
+		return nil // an element: the usual case
+	}
 	switch {
 	case bytes.HasPrefix(rest, []byte("<!--")):
 		return s.fail(ErrRestricted, "comments are not allowed")
@@ -346,10 +350,20 @@ func (s *scanner) content() error {
 			blank = false
 			s.i++
 		default:
-			if !isSpace(c) {
-				blank = false
+			// A run of text up to the next '<', '&' or '>'.
+			j := s.i + 1
+			for j < len(s.b) && !textStop[s.b[j]] {
+				j++
 			}
-			s.i++
+			if blank {
+				for _, d := range s.b[s.i:j] {
+					if !isSpace(d) {
+						blank = false
+						break
+					}
+				}
+			}
+			s.i = j
 		}
 	}
 	return s.fail(ErrMalformed, "unexpected end of input: <"+string(p.stack[len(p.stack)-1].name)+"> is not closed")
@@ -431,11 +445,15 @@ func isXMLChar(r rune) bool {
 func (s *scanner) name() ([]byte, error) {
 	start := s.i
 	ascii := true
+	s.colon = false
 	for s.i < len(s.b) {
 		c := s.b[s.i]
 		if c < 0x80 {
-			if !asciiNameChar(c) {
+			if !nameChar[c] {
 				break
+			}
+			if c == ':' {
+				s.colon = true
 			}
 			s.i++
 			continue
@@ -484,7 +502,10 @@ func (s *scanner) startTag(depth int) error {
 	if err != nil {
 		return err
 	}
-	prefix, local, ok := splitQName(nm)
+	prefix, local, ok := []byte(nil), nm, true
+	if s.colon {
+		prefix, local, ok = splitQName(nm)
+	}
 	if !ok {
 		return s.fail(ErrMalformed, "element name "+strconv.Quote(string(nm))+" is not a qualified name")
 	}
@@ -597,7 +618,10 @@ func (s *scanner) attr(a *Attr) error {
 	if err != nil {
 		return err
 	}
-	prefix, local, ok := splitQName(nm)
+	prefix, local, ok := []byte(nil), nm, true
+	if s.colon {
+		prefix, local, ok = splitQName(nm)
+	}
 	if !ok {
 		return s.fail(ErrMalformed, "attribute name "+strconv.Quote(string(nm))+" is not a qualified name")
 	}
@@ -716,12 +740,15 @@ func (s *scanner) endTag() error {
 	p := s.p
 	endStart := s.i
 	s.i += 2
-	nm, err := s.name()
-	if err != nil {
-		return err
-	}
 	top := p.stack[len(p.stack)-1]
-	if !bytes.Equal(nm, top.name) {
+	// The usual case: the end tag names the open element and is followed
+	// by a byte that cannot continue a name.
+	if rest := s.b[s.i:]; bytes.HasPrefix(rest, top.name) &&
+		(len(rest) == len(top.name) || rest[len(top.name)] < 0x80 && !nameChar[rest[len(top.name)]]) {
+		s.i += len(top.name)
+	} else if nm, err := s.name(); err != nil {
+		return err
+	} else if !bytes.Equal(nm, top.name) {
 		return s.fail(ErrMalformed, "</"+string(nm)+"> does not close <"+string(top.name)+">")
 	}
 	s.skipSpace()
@@ -769,6 +796,16 @@ func appendDecoded(dst, raw []byte) []byte {
 		raw = raw[end+1:]
 	}
 }
+
+// nameChar marks the ASCII bytes that asciiNameChar accepts; textStop the
+// bytes that end a run of plain text in content.
+var nameChar, textStop = func() (n, t [256]bool) {
+	for c := 0; c < 0x80; c++ {
+		n[c] = asciiNameChar(byte(c))
+	}
+	t['<'], t['&'], t['>'] = true, true, true
+	return
+}()
 
 func asciiNameChar(c byte) bool {
 	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' ||
