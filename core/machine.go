@@ -386,9 +386,22 @@ func (m *Machine) untrack(now clock.Time, session stanza.JID, p *stanza.Presence
 	var blob []byte
 	var attrLen int
 	if p != nil {
-		blob, attrLen = p.AppendKept(nil)
+		// Stage the kept stanza, then store it in the previous record's
+		// memory when that fits it snugly, else in a block of its size.
+		m.scratch, attrLen = p.AppendKept(m.scratch[:0])
+		if old := u.last.rec.blob; cap(old) >= len(m.scratch) && cap(old) <= 2*len(m.scratch) {
+			blob = append(old[:0], m.scratch...)
+		} else if len(m.scratch) > 0 {
+			blob = bytes.Clone(m.scratch)
+		}
 	}
-	if i := u.find(session.Resource()); i >= 0 {
+	res := session.Resource()
+	name := u.last.name
+	if name != res {
+		name = ""
+	}
+	if i := u.find(res); i >= 0 {
+		name = u.avail[i].name
 		// slices.Delete zeroes the vacated slot, so the array no longer
 		// holds the old kept stanza; an offline user keeps no array at all.
 		u.avail = slices.Delete(u.avail, i, i+1)
@@ -396,7 +409,10 @@ func (m *Machine) untrack(now clock.Time, session stanza.JID, p *stanza.Presence
 			u.avail = nil
 		}
 	}
-	u.last = resource{name: strings.Clone(session.Resource()), rec: record{at: now, blob: blob, attrLen: int32(attrLen)}}
+	if name == "" {
+		name = strings.Clone(res)
+	}
+	u.last = resource{name: name, rec: record{at: now, blob: blob, attrLen: int32(attrLen)}}
 	m.journalResource(opUnavailable, bare, &u.last)
 }
 
