@@ -1,0 +1,105 @@
+// Types for @lastseen-xmpp/lastseen: the lastseen presence machine as a
+// WebAssembly module (see wasm/ABI.md in the repository).
+
+/** The ABI version this binding speaks. */
+export const ABI_VERSION: 1;
+
+/** A time: ns since the Unix epoch (bigint), ms since the epoch (number, as Date.now()) or a Date. */
+export type Time = bigint | number | Date;
+/** A duration: ns (bigint) or ms (number). */
+export type Duration = bigint | number;
+/** A JID or stanza: text, or its UTF-8 bytes. */
+export type Text = string | Uint8Array;
+export type Subscription = 'none' | 'to' | 'from' | 'both';
+
+export const Kind: Readonly<{ REPLY: 'reply'; PROBE: 'probe'; ERROR: 'error' }>;
+export type OutputKind = 'reply' | 'probe' | 'error';
+
+/** A stanza to send. */
+export interface Output {
+  /** reply: a probe answer; probe: a client probe to route onwards; error: a presence error for the prober. */
+  kind: OutputKind;
+  /** The normalised JID to deliver it to. */
+  to: string;
+  /** The complete stanza, without a namespace declaration. */
+  stanza: string;
+  /** The stanza's exact bytes (not enumerated). */
+  readonly bytes: Uint8Array;
+}
+
+export type ErrorCode =
+  | 'BAD_INPUT' | 'MALFORMED' | 'RESTRICTED' | 'TOO_LARGE' | 'TOO_COMPLEX'
+  | 'NOT_PRESENCE' | 'UNKNOWN_TYPE' | 'INVALID_JID' | 'NO_FROM' | 'NO_TO'
+  | 'NOT_LOCAL' | 'SESSION' | 'NOT_DOMAIN' | 'NO_FACT_STORE' | 'CONFIG'
+  | 'TOO_MANY_ENTITIES' | 'TOO_MANY_RESOURCES' | 'NO_MACHINE' | 'PANIC' | 'OTHER'
+  | 'TRAP' | 'ABI' | 'RELEASED' | `CODE_${number}`;
+
+export class LastseenError extends Error {
+  name: 'LastseenError';
+  /** Why (wasm/ABI.md §6); TRAP and PANIC mean the machine restarted empty. */
+  code: ErrorCode;
+  /** The event refused: client, server, close, up, down, roster, block, hide, limit, config. */
+  event: string;
+  /** True when the input was refused: nothing was emitted and nothing changed. */
+  badInput: boolean;
+  /** The reason alone, without the "lastseen: bad … input:" prefix. */
+  reason: string;
+  /** Where an XML error is ({offset, msg}) or which JID part is wrong ({input, part, reason}). */
+  detail: { offset: number; msg: string } | { input: string; part: string; reason: string } | null;
+}
+
+export interface MachineOptions {
+  /** The domains whose users the machine tracks; at least one. */
+  served: string[];
+  /** Client probes per session: burst, refilled at burst per `per`. Default 10 per minute. */
+  probeLimit?: { burst: number; per: Duration };
+  /** Cap on tracked users and hosted domains (0: none). */
+  maxEntities?: number;
+  /** Cap on one user's available resources (0: 64). */
+  maxResources?: number;
+  /** Longest stanza in bytes (0: 65536). */
+  maxBytes?: number;
+  /** Deepest element nesting (0: 32). */
+  maxDepth?: number;
+  /** Most attributes on one element (0: 64). */
+  maxAttrs?: number;
+  /** The module: a path, its bytes or a compiled module. Default: the package's lastseen.wasm. */
+  wasm?: string | URL | Uint8Array | ArrayBuffer | WebAssembly.Module;
+}
+
+export type Event =
+  | { type: 'client'; now: Time; session: Text; stanza: Text }
+  | { type: 'server'; now: Time; stanza: Text }
+  | { type: 'close'; now: Time; session: Text }
+  | { type: 'up'; now: Time; jid: Text }
+  | { type: 'down'; now: Time; jid: Text }
+  | { type: 'roster'; owner: Text; contact: Text; sub: Subscription }
+  | { type: 'block'; owner: Text; jid: Text; blocked?: boolean }
+  | { type: 'hide'; owner: Text; hidden?: boolean }
+  | { type: 'limit'; burst: number; per: Duration }
+  | { type: 'state' };
+
+export type BatchResult = { outputs: Output[] } | { state: Uint8Array } | { error: LastseenError };
+
+/** One lastseen machine in its own WebAssembly instance. Methods throw LastseenError. */
+export class Machine {
+  constructor(options: MachineOptions);
+  client(now: Time, session: Text, stanza: Text): Output[];
+  server(now: Time, stanza: Text): Output[];
+  close(now: Time, session: Text): Output[];
+  up(now: Time, jid: Text): Output[];
+  down(now: Time, jid: Text): Output[];
+  setRoster(owner: Text, contact: Text, sub: Subscription): void;
+  setBlock(owner: Text, jid: Text, blocked?: boolean): void;
+  setHidden(owner: Text, hidden?: boolean): void;
+  setProbeLimit(limit: { burst: number; per: Duration }): void;
+  /** The deterministic encoding of everything the machine tracks. */
+  state(): Uint8Array;
+  batch(events: Event[]): BatchResult[];
+  /** A fresh, empty machine in the same instance; options replace the current ones. */
+  reset(options?: Omit<MachineOptions, 'wasm'>): void;
+  dispose(): void;
+}
+
+/** The path of the lastseen.wasm loaded by default. */
+export function wasmPath(): string;

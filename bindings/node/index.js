@@ -1,0 +1,378 @@
+// lastseen for Node.js: the lastseen presence machine (XEP-0318 last-seen
+// presence probes) as a WebAssembly module, run with node:wasi.
+//
+// This file implements the host side of wasm/ABI.md (version 1) and nothing
+// else: every byte it writes and reads is described there.
+
+import { existsSync, readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { WASI } from 'node:wasi';
+
+/** The ABI version this binding speaks (ABI.md §9). */
+export const ABI_VERSION = 1;
+
+// ABI.md §5: op codes.
+const OP = {
+  config: 1, client: 2, server: 3, close: 4, up: 5, down: 6,
+  roster: 7, block: 8, hide: 9, limit: 10, state: 11,
+};
+
+// ABI.md §4: statuses.
+const STATUS_OK = 0, STATUS_DECODE = 1, STATUS_PANIC = 2, STATUS_LENGTH = 3;
+
+// ABI.md §4: control block word offsets.
+const CTRL = { version: 0, inPtr: 4, inCap: 8, outPtr: 12, outCap: 16, outLen: 20, nResults: 24 };
+
+// ABI.md §6: result codes.
+const CODES = {
+  1: 'BAD_INPUT', 2: 'MALFORMED', 3: 'RESTRICTED', 4: 'TOO_LARGE', 5: 'TOO_COMPLEX',
+  6: 'NOT_PRESENCE', 7: 'UNKNOWN_TYPE', 8: 'INVALID_JID', 9: 'NO_FROM', 10: 'NO_TO',
+  11: 'NOT_LOCAL', 12: 'SESSION', 13: 'NOT_DOMAIN', 14: 'NO_FACT_STORE', 15: 'CONFIG',
+  16: 'TOO_MANY_ENTITIES', 17: 'TOO_MANY_RESOURCES',
+  32: 'NO_MACHINE', 33: 'PANIC', 34: 'OTHER',
+};
+
+/** Output kinds (ABI.md §6). */
+export const Kind = Object.freeze({ REPLY: 'reply', PROBE: 'probe', ERROR: 'error' });
+const KINDS = { 1: Kind.REPLY, 2: Kind.PROBE, 3: Kind.ERROR };
+
+const SUBSCRIPTIONS = { none: 0, to: 1, from: 2, both: 3 };
+
+/**
+ * The error every Machine method throws. For refused input, `badInput` is
+ * true and `code` names the reason (ABI.md §6), and the machine emitted
+ * nothing and changed nothing. `TRAP` and `PANIC` mean the WebAssembly
+ * instance failed: the machine restarted empty (ABI.md §8).
+ */
+export class LastseenError extends Error {
+  constructor(code, message, { event = '', badInput = false, reason = message, detail = null, cause } = {}) {
+    super(message, cause === undefined ? undefined : { cause });
+    this.name = 'LastseenError';
+    this.code = code;
+    this.event = event;
+    this.badInput = badInput;
+    this.reason = reason;
+    this.detail = detail;
+  }
+}
+
+const utf8 = new TextEncoder();
+const text = new TextDecoder('utf-8');
+
+let defaultModule;
+
+/**
+ * The path of the lastseen.wasm this package loads by default: the copy
+ * shipped in the npm package, or wasm/lastseen.wasm in a clone of the
+ * repository.
+ */
+export function wasmPath() {
+  for (const rel of ['./lastseen.wasm', '../../wasm/lastseen.wasm']) {
+    const p = fileURLToPath(new URL(rel, import.meta.url));
+    if (existsSync(p)) return p;
+  }
+  throw new Error('lastseen.wasm not found next to index.js nor in ../../wasm');
+}
+
+/** Compiles (once) and returns the WebAssembly.Module. */
+function compile(wasm) {
+  if (wasm instanceof WebAssembly.Module) return wasm;
+  if (wasm instanceof Uint8Array || wasm instanceof ArrayBuffer) return new WebAssembly.Module(wasm);
+  if (typeof wasm === 'string' || wasm instanceof URL) return new WebAssembly.Module(readFileSync(wasm));
+  defaultModule ??= new WebAssembly.Module(readFileSync(wasmPath()));
+  return defaultModule;
+}
+
+/** Time as i64 ns since the Unix epoch (ABI.md §3). */
+function nanos(now) {
+  if (typeof now === 'bigint') return now;
+  if (now instanceof Date) now = now.getTime();
+  if (typeof now === 'number' && Number.isFinite(now)) {
+    const ms = Math.floor(now);
+    return BigInt(ms) * 1000000n + BigInt(Math.round((now - ms) * 1e6));
+  }
+  throw new TypeError('time must be a bigint (ns), a number (ms since the epoch) or a Date');
+}
+
+/** A duration as ns: a bigint is ns, a number is ms. */
+function duration(d) {
+  if (typeof d === 'bigint') return d;
+  if (typeof d === 'number' && Number.isFinite(d)) return BigInt(Math.round(d * 1e6));
+  throw new TypeError('a duration must be a bigint (ns) or a number (ms)');
+}
+
+/** A growable byte buffer that writes ABI.md's encodings. */
+class Encoder {
+  constructor() { this.buf = new Uint8Array(4096); this.view = new DataView(this.buf.buffer); this.n = 0; }
+  room(k) {
+    if (this.n + k <= this.buf.length) return;
+    const b = new Uint8Array(Math.max(this.buf.length * 2, this.n + k));
+    b.set(this.buf.subarray(0, this.n));
+    this.buf = b;
+    this.view = new DataView(b.buffer);
+  }
+  u8(v) { this.room(1); this.buf[this.n++] = v; }
+  u32(v) { this.room(4); this.view.setUint32(this.n, v, true); this.n += 4; }
+  i64(v) { this.room(8); this.view.setBigInt64(this.n, BigInt.asIntN(64, v), true); this.n += 8; }
+  /** A str: a string (as UTF-8) or raw bytes. */
+  str(s) {
+    if (s === undefined || s === null) s = '';
+    if (typeof s === 'string') {
+      this.room(4 + s.length * 3);
+      const { written } = utf8.encodeInto(s, this.buf.subarray(this.n + 4));
+      this.view.setUint32(this.n, written, true);
+      this.n += 4 + written;
+      return;
+    }
+    if (!(s instanceof Uint8Array)) throw new TypeError('expected a string or a Uint8Array');
+    this.u32(s.length);
+    this.room(s.length);
+    this.buf.set(s, this.n);
+    this.n += s.length;
+  }
+}
+
+/** Appends one event (see Machine#batch for its shape). */
+function encodeEvent(w, ev) {
+  const op = OP[ev.type];
+  if (op === undefined || op === OP.config) throw new TypeError(`unknown event type ${JSON.stringify(ev.type)}`);
+  w.u8(op);
+  switch (ev.type) {
+    case 'client': w.i64(nanos(ev.now)); w.str(ev.session); w.str(ev.stanza); break;
+    case 'server': w.i64(nanos(ev.now)); w.str(ev.stanza); break;
+    case 'close': w.i64(nanos(ev.now)); w.str(ev.session); break;
+    case 'up': case 'down': w.i64(nanos(ev.now)); w.str(ev.jid); break;
+    case 'roster': {
+      const sub = typeof ev.sub === 'number' ? ev.sub : SUBSCRIPTIONS[ev.sub];
+      if (sub === undefined) throw new TypeError(`subscription must be none, to, from or both, not ${JSON.stringify(ev.sub)}`);
+      w.str(ev.owner); w.str(ev.contact); w.u8(sub); break;
+    }
+    case 'block': w.str(ev.owner); w.str(ev.jid); w.u8(ev.blocked === false ? 0 : 1); break;
+    case 'hide': w.str(ev.owner); w.u8(ev.hidden === false ? 0 : 1); break;
+    case 'limit': w.i64(BigInt(ev.burst)); w.i64(duration(ev.per)); break;
+    case 'state': break;
+  }
+}
+
+function encodeConfig(w, o) {
+  w.u8(OP.config);
+  const served = o.served ?? [];
+  w.u32(served.length);
+  for (const d of served) w.str(d);
+  const lim = o.probeLimit ?? {};
+  const opts = [
+    BigInt(lim.burst ?? 0), lim.per === undefined ? 0n : duration(lim.per),
+    BigInt(o.maxEntities ?? 0), BigInt(o.maxResources ?? 0),
+    BigInt(o.maxBytes ?? 0), BigInt(o.maxDepth ?? 0), BigInt(o.maxAttrs ?? 0),
+  ];
+  w.u32(opts.length);
+  for (const v of opts) w.i64(v);
+}
+
+/** Reads result records (ABI.md §6) out of guest memory. */
+class Reader {
+  constructor(bytes) { this.b = bytes; this.v = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength); this.i = 0; }
+  u8() { return this.b[this.i++]; }
+  u32() { const x = this.v.getUint32(this.i, true); this.i += 4; return x; }
+  i64() { const x = this.v.getBigInt64(this.i, true); this.i += 8; return x; }
+  bytes() { const n = this.u32(); const s = this.b.slice(this.i, this.i + n); this.i += n; return s; }
+  str() { const n = this.u32(); const s = text.decode(this.b.subarray(this.i, this.i + n)); this.i += n; return s; }
+  result() {
+    const code = this.u8();
+    if (code === 0) {
+      const outputs = [];
+      for (let n = this.u32(); n > 0; n--) {
+        const kind = KINDS[this.u8()] ?? 'unknown';
+        const to = this.str();
+        const bytes = this.bytes();
+        const out = { kind, to, stanza: text.decode(bytes) };
+        Object.defineProperty(out, 'bytes', { value: bytes }); // exact bytes; not enumerated
+        outputs.push(out);
+      }
+      const data = this.bytes();
+      return { outputs, data };
+    }
+    const flags = this.u8();
+    const event = this.str();
+    const reason = this.str();
+    let detail = null;
+    const dk = this.u8();
+    if (dk === 1) detail = { offset: Number(this.i64()), msg: this.str() };
+    else if (dk === 2) detail = { input: this.str(), part: this.str(), reason: this.str() };
+    const badInput = (flags & 1) !== 0;
+    const message = badInput ? `lastseen: bad ${event} input: ${reason}` : reason;
+    return { error: new LastseenError(CODES[code] ?? `CODE_${code}`, message, { event, badInput, reason, detail }) };
+  }
+}
+
+/**
+ * One lastseen presence machine in its own WebAssembly instance. Methods
+ * mirror the Go library's core.Machine. Times are a bigint (ns since the
+ * Unix epoch), a number (ms, as Date.now() gives) or a Date; JIDs and
+ * stanzas are strings (or UTF-8 bytes). Input methods return the stanzas to
+ * send, as `{kind, to, stanza, bytes}` objects.
+ */
+export class Machine {
+  #options;
+  #module;
+  #exports = null;
+  #memory = null;
+  #ctrl = 0;
+  #enc = new Encoder();
+
+  /**
+   * @param {object} options `served` (domains, at least one), and optional
+   *   `probeLimit: {burst, per}` (per in ms, or ns as a bigint),
+   *   `maxEntities`, `maxResources`, `maxBytes`, `maxDepth`, `maxAttrs`, and
+   *   `wasm` (a path, bytes or a WebAssembly.Module; default: lastseen.wasm).
+   */
+  constructor(options = {}) {
+    if (!Array.isArray(options.served)) throw new TypeError('options.served must be an array of domains');
+    this.#options = { ...options, served: [...options.served] };
+    this.#module = compile(options.wasm);
+    this.#start();
+  }
+
+  #start() {
+    const wasi = new WASI({ version: 'preview1', args: [], env: {}, returnOnExit: true });
+    const instance = new WebAssembly.Instance(this.#module, { wasi_snapshot_preview1: wasi.wasiImport });
+    wasi.initialize(instance); // calls _initialize (ABI.md §1)
+    const x = instance.exports;
+    const version = x.lastseen_abi_version();
+    if (version !== ABI_VERSION) {
+      throw new LastseenError('ABI', `lastseen.wasm speaks ABI version ${version}, this binding ${ABI_VERSION}`);
+    }
+    this.#exports = x;
+    this.#memory = x.memory;
+    this.#ctrl = x.lastseen_ctrl();
+    this.#enc.n = 0;
+    encodeConfig(this.#enc, this.#options);
+    let results;
+    try {
+      results = this.#send();
+    } catch (e) {
+      this.#exports = null;
+      throw e;
+    }
+    if (results[0].error) {
+      this.#exports = null;
+      throw results[0].error;
+    }
+  }
+
+  #word(off) { return new DataView(this.#memory.buffer).getUint32(this.#ctrl + off, true); }
+
+  /** Sends the encoded events and returns their results (ABI.md §4–6). */
+  #send() {
+    const x = this.#exports;
+    if (x === null) throw new LastseenError('RELEASED', 'lastseen: the machine was disposed or could not restart');
+    const n = this.#enc.n;
+    let results;
+    let status;
+    try {
+      if (n > this.#word(CTRL.inCap)) {
+        status = x.lastseen_reserve(n);
+        if (status !== STATUS_OK) throw new LastseenError('ABI', `lastseen_reserve(${n}) returned status ${status}`);
+      }
+      new Uint8Array(this.#memory.buffer, this.#word(CTRL.inPtr), n).set(this.#enc.buf.subarray(0, n));
+      status = x.lastseen_step(n);
+      const out = new Uint8Array(this.#memory.buffer, this.#word(CTRL.outPtr), this.#word(CTRL.outLen));
+      const r = new Reader(out);
+      results = [];
+      for (let k = this.#word(CTRL.nResults); k > 0; k--) results.push(r.result());
+    } catch (e) {
+      if (e instanceof LastseenError) throw e;
+      this.#restart();
+      throw new LastseenError('TRAP', `lastseen: the WebAssembly instance trapped (${e?.message ?? e}); the machine restarted empty`, { cause: e });
+    }
+    if (status === STATUS_PANIC) {
+      const last = results.at(-1);
+      this.#restart();
+      throw new LastseenError('PANIC', `lastseen: the guest panicked (${last?.error?.reason ?? 'no detail'}); the machine restarted empty`);
+    }
+    if (status === STATUS_DECODE) throw new LastseenError('ABI', `lastseen: the guest could not decode event ${results.length}`);
+    if (status === STATUS_LENGTH) throw new LastseenError('ABI', 'lastseen: input length out of range');
+    return results;
+  }
+
+  /** After a trap: a fresh instance with the same options (ABI.md §8). */
+  #restart() {
+    this.#exports = null;
+    try { this.#start(); } catch { this.#exports = null; }
+  }
+
+  #one(ev) {
+    this.#enc.n = 0;
+    encodeEvent(this.#enc, ev);
+    const [r] = this.#send();
+    if (r.error) throw r.error;
+    return r;
+  }
+
+  /** A stanza from the local, authenticated session (a full JID). */
+  client(now, session, stanza) { return this.#one({ type: 'client', now, session, stanza }).outputs; }
+  /** A stanza from another server or a local component, its from verified. */
+  server(now, stanza) { return this.#one({ type: 'server', now, stanza }).outputs; }
+  /** The session ended without unavailable presence. */
+  close(now, session) { return this.#one({ type: 'close', now, session }).outputs; }
+  /** A served domain or hosted component came online. */
+  up(now, jid) { return this.#one({ type: 'up', now, jid }).outputs; }
+  /** A hosted component went offline. */
+  down(now, jid) { return this.#one({ type: 'down', now, jid }).outputs; }
+  /** owner's roster holds contact with subscription sub: 'none', 'to', 'from' or 'both'. */
+  setRoster(owner, contact, sub) { this.#one({ type: 'roster', owner, contact, sub }); }
+  /** owner blocks (or, with blocked false, unblocks) jid. */
+  setBlock(owner, jid, blocked = true) { this.#one({ type: 'block', owner, jid, blocked }); }
+  /** owner opts out of (or, with hidden false, back into) last-seen. */
+  setHidden(owner, hidden = true) { this.#one({ type: 'hide', owner, hidden }); }
+  /** Client probes: burst per session, refilled at burst per `per` (ms, or ns as a bigint). */
+  setProbeLimit({ burst, per }) { this.#one({ type: 'limit', burst, per }); }
+  /** The deterministic encoding of everything the machine tracks. */
+  state() { return this.#one({ type: 'state' }).data; }
+
+  /**
+   * Runs many events in one call per buffer-full. Each event is
+   * `{type, ...}` with the arguments of the method of that name (`roster`,
+   * `block` and `hide` for the set* methods, `limit` with burst and per,
+   * `state`). Returns one `{outputs}`, `{state}` or `{error}` per event;
+   * a refused event does not stop the batch.
+   */
+  batch(events) {
+    const results = [];
+    let i = 0;
+    while (i < events.length) {
+      const cap = this.#exports ? this.#word(CTRL.inCap) : 0;
+      this.#enc.n = 0;
+      let j = i;
+      for (; j < events.length; j++) {
+        const mark = this.#enc.n;
+        encodeEvent(this.#enc, events[j]);
+        if (this.#enc.n > cap && j > i) { this.#enc.n = mark; break; }
+      }
+      for (const r of this.#send()) {
+        results.push(r.error ? { error: r.error } : events[results.length].type === 'state' ? { state: r.data } : { outputs: r.outputs });
+      }
+      i = j;
+    }
+    return results;
+  }
+
+  /**
+   * Replaces the machine with a fresh, empty one (ABI.md §5, config),
+   * keeping the WebAssembly instance: cheaper than a new Machine. With
+   * options, the new machine uses them (and so does a restart after a trap);
+   * if they are refused, the current machine stays.
+   */
+  reset(options) {
+    const next = options === undefined ? this.#options : { ...options, served: [...(options.served ?? [])] };
+    if (options !== undefined && options.wasm !== undefined) throw new TypeError('reset cannot change the module');
+    this.#enc.n = 0;
+    encodeConfig(this.#enc, next);
+    const [r] = this.#send();
+    if (r.error) throw r.error;
+    this.#options = { ...next, wasm: this.#options.wasm };
+  }
+
+  /** Drops the instance; later calls throw. */
+  dispose() { this.#exports = null; this.#memory = null; }
+}
