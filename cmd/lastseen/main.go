@@ -34,7 +34,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "replay":
 		fs := flag.NewFlagSet("replay", flag.ContinueOnError)
 		fs.SetOutput(stderr)
-		eng := fs.String("engine", "native", "engine to run on: native")
+		eng := fs.String("engine", "native", "engine to run on: native (the Go core), wazero (lastseen.wasm on wazero) or node (lastseen.wasm on Node.js)")
 		if err := fs.Parse(args[1:]); err != nil {
 			return 2
 		}
@@ -70,6 +70,10 @@ func factory(name string) (scenario.Factory, error) {
 	switch name {
 	case "native":
 		return engine.Native(), nil
+	case "wazero":
+		return engine.Wazero(), nil
+	case "node":
+		return engine.Node(), nil
 	}
-	return nil, fmt.Errorf("unknown engine %q (want native)", name)
+	return nil, fmt.Errorf("unknown engine %q (want native, wazero or node)", name)
 }
