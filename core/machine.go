@@ -222,11 +222,15 @@ func (m *Machine) end() { m.recs[len(m.recs)-1].end = len(m.buf) }
 
 // head appends `<presence from='…' to='…'[ type='…']`.
 func (m *Machine) head(from, to, typ string) {
-	m.buf = append(m.buf, "<presence"...)
-	m.buf = stanza.AppendAttr(m.buf, "from", from)
-	m.buf = stanza.AppendAttr(m.buf, "to", to)
-	if typ != "" {
-		m.buf = stanza.AppendAttr(m.buf, "type", typ)
+	m.buf = append(m.buf, "<presence from='"...)
+	m.buf = stanza.AppendEscaped(m.buf, from)
+	m.buf = append(m.buf, "' to='"...)
+	m.buf = stanza.AppendEscaped(m.buf, to)
+	m.buf = append(m.buf, '\'')
+	if typ != "" { // one of the RFC 6121 type names: nothing to escape
+		m.buf = append(m.buf, " type='"...)
+		m.buf = append(m.buf, typ...)
+		m.buf = append(m.buf, '\'')
 	}
 }
 
