@@ -196,9 +196,11 @@ func (s *scanner) fail(err error, msg string) error {
 func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
 
 func (s *scanner) skipSpace() {
-	for s.i < len(s.b) && isSpace(s.b[s.i]) {
-		s.i++
+	b, i := s.b, s.i
+	for i < len(b) && isSpace(b[i]) {
+		i++
 	}
+	s.i = i
 }
 
 // checkChars rejects bytes that are not XML 1.0 Chars: invalid UTF-8,
@@ -446,6 +448,15 @@ func (s *scanner) name() ([]byte, error) {
 	start := s.i
 	ascii := true
 	s.colon = false
+	// The ASCII run in locals, so that the index stays in a register.
+	b, i := s.b, s.i
+	for i < len(b) && b[i] < 0x80 && nameChar[b[i]] {
+		if b[i] == ':' {
+			s.colon = true
+		}
+		i++
+	}
+	s.i = i
 	for s.i < len(s.b) {
 		c := s.b[s.i]
 		if c < 0x80 {
@@ -590,7 +601,11 @@ func (s *scanner) startTag(depth int) error {
 		p.el.ContentStart = s.i
 		p.el.ContentEnd = s.i
 	} else if depth == 1 {
-		p.el.Children = append(p.el.Children, Node{Start: elemStart, Local: local, Space: space})
+		// Field by field, as for attributes: cheaper than copying a
+		// composite literal with pointers in.
+		p.el.Children = append(p.el.Children, Node{})
+		n := &p.el.Children[len(p.el.Children)-1]
+		n.Start, n.Local, n.Space = elemStart, local, space
 	}
 	if selfClosing {
 		p.ns = p.ns[:nsMark]
@@ -599,7 +614,9 @@ func (s *scanner) startTag(depth int) error {
 		}
 		return nil
 	}
-	p.stack = append(p.stack, openElem{name: nm, ns: nsMark, prefix: prefix, local: local})
+	p.stack = append(p.stack, openElem{})
+	o := &p.stack[len(p.stack)-1]
+	o.name, o.ns, o.prefix, o.local = nm, nsMark, prefix, local
 	return nil
 }
 
