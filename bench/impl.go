@@ -53,6 +53,9 @@ type Contender struct {
 	Peer    bool // a baseline rather than a lastseen engine
 	New     func(served []string) (Impl, error)
 	Missing string
+	// External contenders run in another process and measure themselves
+	// (Node: see node.go); measureWorkload leaves their cells alone.
+	External bool
 }
 
 // contenders lists every engine and peer in table order. Engines that are

@@ -172,6 +172,7 @@ func measureAll(cfg runConfig, log io.Writer) (*Results, error) {
 		Wasm:      wasmInfo(),
 	}
 	cs := contenders()
+	var err error
 	for _, w := range workloads() {
 		fmt.Fprintf(log, "bench: %s\n", w.Name)
 		cells, err := measureWorkload(&w, cs, cfg)
@@ -181,9 +182,16 @@ func measureAll(cfg runConfig, log io.Writer) (*Results, error) {
 		res.Workloads = append(res.Workloads, WorkloadInfo{Name: w.Name, Desc: w.Desc})
 		res.Cells = append(res.Cells, cells...)
 	}
+	if node := contender(cs, "node"); node.Missing == "" {
+		fmt.Fprintln(log, "bench: node")
+		res.Cells, err = withNode(res.Cells, cfg)
+		if err != nil {
+			return nil, err
+		}
+	}
 	for _, c := range cs {
-		if c.Name == "native-sharded" {
-			continue // the same Machines as native, behind locks
+		if c.Name == "native-sharded" || c.External {
+			continue // the same Machines as native, behind locks; or not in this process
 		}
 		users := cfg.peerMemUsers
 		if !c.Peer {
@@ -274,4 +282,33 @@ func targets(r *Results) []Target {
 		na(".wasm size", "≤ 3 MiB", r.Wasm.Missing)
 	}
 	return ts
+}
+
+func contender(cs []Contender, name string) Contender {
+	for _, c := range cs {
+		if c.Name == name {
+			return c
+		}
+	}
+	return Contender{Name: name, Missing: "unknown"}
+}
+
+// withNode runs the workloads under Node and fills the node cells.
+func withNode(cells []Cell, cfg runConfig) ([]Cell, error) {
+	res, err := runNode(workloads(), cfg, false)
+	if err != nil {
+		return nil, err
+	}
+	for i := range cells {
+		c := &cells[i]
+		if c.Impl != "node" {
+			continue
+		}
+		r, ok := res[c.Workload]
+		if !ok {
+			return nil, fmt.Errorf("node: no result for %s", c.Workload)
+		}
+		c.NsOp, c.Samples, c.Batched = r.NsOp, r.Samples, true
+	}
+	return cells, nil
 }

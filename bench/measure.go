@@ -14,7 +14,8 @@ type Cell struct {
 	Peer     bool      `json:"peer"`
 	Missing  string    `json:"missing,omitempty"` // why it did not run
 	Batched  bool      `json:"batched,omitempty"`
-	NsOp     float64   `json:"ns_per_op"` // median over samples
+	External bool      `json:"external,omitempty"` // measured in another process: no allocation figures
+	NsOp     float64   `json:"ns_per_op"`          // median over samples
 	Samples  []float64 `json:"samples_ns_per_op,omitempty"`
 	AllocsOp float64   `json:"allocs_per_op"`
 	BytesOp  float64   `json:"bytes_per_op"`
@@ -97,8 +98,8 @@ func measureWorkload(w *Workload, cs []Contender, cfg runConfig) ([]Cell, error)
 		}
 	}()
 	for i, c := range cs {
-		cells[i] = Cell{Workload: w.Name, Impl: c.Name, Peer: c.Peer, Missing: c.Missing, OutPerOp: w.Want}
-		if c.Missing != "" {
+		cells[i] = Cell{Workload: w.Name, Impl: c.Name, Peer: c.Peer, Missing: c.Missing, OutPerOp: w.Want, External: c.External}
+		if c.Missing != "" || c.External {
 			continue
 		}
 		in, err := w.start(c)

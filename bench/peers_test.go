@@ -24,9 +24,8 @@ func TestSameReplies(t *testing.T) {
 			defer ref.im.Release()
 			var others []*instance
 			for _, c := range cs[1:] {
-				if c.Missing != "" {
-					t.Logf("%s: %s", c.Name, c.Missing)
-					continue
+				if c.Missing != "" || c.External {
+					continue // External ones: see TestNodeSameReplies
 				}
 				in, err := w.start(c)
 				if err != nil {
@@ -83,4 +82,43 @@ func outputs(in *instance) [][]byte {
 		out[i] = bytes.Clone(in.im.Output(i))
 	}
 	return out
+}
+
+// TestNodeSameReplies is TestSameReplies for the Node engine, which runs in
+// a node process (node_bench.mjs in check mode).
+func TestNodeSameReplies(t *testing.T) {
+	if why := nodeMissing(); why != "" {
+		t.Skip("node engine: " + why)
+	}
+	ws := workloads()
+	res, err := runNode(ws, defaultConfig(true), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range ws {
+		ref, err := w.start(contenders()[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := res[w.Name]
+		got := append(r.Ops, r.Probe)
+		for op := range 5 {
+			if err := step(ref, op); err != nil {
+				t.Fatalf("%s: native, op %d: %v", w.Name, op, err)
+			}
+			want := outputs(ref)
+			if op >= len(got) || len(got[op]) != len(want) {
+				t.Fatalf("%s, op %d: node emitted %v, native %d stanzas", w.Name, op, got, len(want))
+			}
+			for i := range want {
+				a, b := want[i], []byte(got[op][i])
+				if ok, diff := scenario.Equal(a, b); !ok {
+					t.Errorf("%s, op %d, stanza %d: node differs from native:\n%s", w.Name, op, i, diff)
+				} else if ok, diff := scenario.Equal(b, a); !ok {
+					t.Errorf("%s, op %d, stanza %d: node differs from native (reverse):\n%s", w.Name, op, i, diff)
+				}
+			}
+		}
+		ref.im.Release()
+	}
 }

@@ -134,7 +134,11 @@ func (r *Results) rows(w string) [][]string {
 		if c.Batched {
 			nsStr += " (batched)"
 		}
-		row = append(row, nsStr, fmt.Sprintf("%.1f", c.AllocsOp), fmt.Sprintf("%.0f", c.BytesOp), fmtRate(c.StanzasPerSec()))
+		allocs, bytes := fmt.Sprintf("%.1f", c.AllocsOp), fmt.Sprintf("%.0f", c.BytesOp)
+		if c.External {
+			allocs, bytes = "–", "–"
+		}
+		row = append(row, nsStr, allocs, bytes, fmtRate(c.StanzasPerSec()))
 		if nat != nil && nat.Missing == "" && nat.NsOp > 0 {
 			row = append(row, fmtRatio(c.NsOp/nat.NsOp))
 		} else {
