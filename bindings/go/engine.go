@@ -22,6 +22,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 
 	"github.com/tetratelabs/wazero"
@@ -113,16 +114,16 @@ type Engine struct {
 	cfg    core.Config
 	served map[string]struct{}
 
-	mu      sync.Mutex
-	ctx     context.Context
-	mod     api.Module
-	mem     api.Memory
-	step    api.Function
-	reserve api.Function
-	ctrl    uint32
-	stack   [1]uint64
-	enc     encoder
-	limit   core.RateLimit
+	mu       sync.Mutex
+	ctx      context.Context
+	mod      api.Module
+	mem      api.Memory
+	step     api.Function
+	reserve  api.Function
+	ctrl     uint32
+	stack    [1]uint64
+	enc      encoder
+	limit    core.RateLimit
 	err      error // set when the engine cannot run any more
 	starting bool  // configuring a fresh instance: a trap now is final
 }
@@ -274,7 +275,9 @@ func (e *Engine) run(rs []Result) ([]Result, error) {
 // trapped handles an instance that trapped or exited: it is closed and a
 // fresh one started.
 func (e *Engine) trapped(cause error) error {
-	return e.restart(cause, true)
+	// wazero appends the wasm stack trace: keep the first line.
+	msg, _, _ := strings.Cut(cause.Error(), "\n")
+	return e.restart(errors.New(msg), true)
 }
 
 func (e *Engine) restart(cause error, trap bool) error {
