@@ -41,13 +41,19 @@ const (
 // belong to sessions, which do not survive a restart. The encoding is
 // versioned and ends with a CRC-32C.
 func (m *Machine) Snapshot(dst []byte) []byte {
+	return appendSnapshot(dst, m.lastChange, m.users, m.hosted)
+}
+
+// appendSnapshot encodes one machine's durable state; Sharded passes the
+// union of its shards so that its snapshot equals a single Machine's.
+func appendSnapshot(dst []byte, last clock.Time, users map[string]*user, hosted map[string]*host) []byte {
 	start := len(dst)
 	dst = append(dst, snapshotMagic...)
 	dst = binary.AppendUvarint(dst, snapshotVersion)
-	dst = appendTime(dst, m.lastChange)
-	dst = binary.AppendUvarint(dst, uint64(len(m.users)))
-	for _, k := range sortedKeys(m.users) {
-		u := m.users[k]
+	dst = appendTime(dst, last)
+	dst = binary.AppendUvarint(dst, uint64(len(users)))
+	for _, k := range sortedKeys(users) {
+		u := users[k]
 		dst = appendString(dst, k)
 		dst = binary.AppendUvarint(dst, uint64(len(u.avail)))
 		for i := range u.avail {
@@ -55,9 +61,9 @@ func (m *Machine) Snapshot(dst []byte) []byte {
 		}
 		dst = appendResource(dst, &u.last)
 	}
-	dst = binary.AppendUvarint(dst, uint64(len(m.hosted)))
-	for _, k := range sortedKeys(m.hosted) {
-		dst = appendHost(dst, k, m.hosted[k])
+	dst = binary.AppendUvarint(dst, uint64(len(hosted)))
+	for _, k := range sortedKeys(hosted) {
+		dst = appendHost(dst, k, hosted[k])
 	}
 	return binary.BigEndian.AppendUint32(dst, crc32.Checksum(dst[start:], castagnoli))
 }
@@ -77,25 +83,36 @@ func appendHost(dst []byte, k string, h *host) []byte {
 // record) before anything changes: on error the machine is as it was.
 // Probe buckets are emptied.
 func (m *Machine) Restore(snapshot []byte) error {
+	users, hosted, last, err := decodeSnapshot(snapshot)
+	if err != nil {
+		return err
+	}
+	m.users, m.hosted, m.lastChange = users, hosted, last
+	m.buckets = make(map[string]*bucket)
+	return nil
+}
+
+// decodeSnapshot checks a snapshot whole and decodes it.
+func decodeSnapshot(snapshot []byte) (users map[string]*user, hosted map[string]*host, last clock.Time, err error) {
 	if len(snapshot) < len(snapshotMagic)+4 {
-		return corrupt("snapshot is truncated")
+		return nil, nil, 0, corrupt("snapshot is truncated")
 	}
 	body, sum := snapshot[:len(snapshot)-4], binary.BigEndian.Uint32(snapshot[len(snapshot)-4:])
 	if string(body[:len(snapshotMagic)]) != snapshotMagic {
-		return corrupt("not a lastseen snapshot")
+		return nil, nil, 0, corrupt("not a lastseen snapshot")
 	}
 	if crc32.Checksum(body, castagnoli) != sum {
-		return corrupt("snapshot checksum mismatch (truncated or damaged)")
+		return nil, nil, 0, corrupt("snapshot checksum mismatch (truncated or damaged)")
 	}
 	d := decoder{b: body[len(snapshotMagic):]}
 	if v := d.uvarint(); v != snapshotVersion {
 		if d.err != nil {
-			return d.err
+			return nil, nil, 0, d.err
 		}
-		return corrupt("snapshot version is not 1")
+		return nil, nil, 0, corrupt("snapshot version is not 1")
 	}
-	last := d.time()
-	users := make(map[string]*user)
+	last = d.time()
+	users = make(map[string]*user)
 	for n := d.count(); n > 0 && d.err == nil; n-- {
 		k := d.jid(true)
 		u := &user{}
@@ -112,7 +129,7 @@ func (m *Machine) Restore(snapshot []byte) error {
 		}
 		users[k] = u
 	}
-	hosted := make(map[string]*host)
+	hosted = make(map[string]*host)
 	for n := d.count(); n > 0 && d.err == nil; n-- {
 		k := d.jid(false)
 		h := &host{up: d.byte() == 1, since: d.time()}
@@ -122,11 +139,9 @@ func (m *Machine) Restore(snapshot []byte) error {
 		d.fail("trailing bytes")
 	}
 	if d.err != nil {
-		return d.err
+		return nil, nil, 0, d.err
 	}
-	m.users, m.hosted, m.lastChange = users, hosted, last
-	m.buckets = make(map[string]*bucket)
-	return nil
+	return users, hosted, last, nil
 }
 
 // Restarted applies the restart rule after a Restore and the journal

@@ -440,6 +440,12 @@ func (r *fuzzRun) durable() {
 	if !bytes.Equal(snap, a.Snapshot(nil)) {
 		t.Fatal("snapshot does not restore to itself")
 	}
+	if !bytes.Equal(r.plain.Snapshot(nil), r.sh.Snapshot(nil)) {
+		t.Fatal("Sharded snapshot differs from Machine's")
+	}
+	if err := r.sh.Restore(snap); err != nil || !bytes.Equal(snap, r.sh.Snapshot(nil)) {
+		t.Fatalf("Sharded does not restore the Machine's snapshot to itself: %v", err)
+	}
 	b := fresh()
 	for i, rec := range r.journal {
 		if err := b.ApplyRecord(rec); err != nil {

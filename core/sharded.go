@@ -19,10 +19,11 @@ import (
 // The Authorizer is shared by all shards and must be safe for concurrent
 // use (MemoryAuth is).
 type Sharded struct {
-	shards  []shard
-	auth    Authorizer
-	parsers sync.Pool
-	limits  stanza.Limits
+	shards    []shard
+	auth      Authorizer
+	parsers   sync.Pool
+	limits    stanza.Limits
+	journalFn func(records [][]byte) error // see SetJournal
 }
 
 type shard struct {
@@ -108,6 +109,9 @@ func (s *Sharded) Client(now clock.Time, session stanza.JID, raw []byte) ([]Outp
 	if err == nil {
 		err = m.client(now, &c, false)
 	}
+	if err == nil {
+		err = s.journaled(m)
+	}
 	if err != nil {
 		sh.mu.Unlock()
 		return nil, err
@@ -159,18 +163,22 @@ func (s *Sharded) Close(now clock.Time, session stanza.JID) ([]Output, error) {
 	sh := s.shardOf(session.Bare().String())
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	return sh.m.Close(now, session)
+	out, err := sh.m.Close(now, session)
+	if err == nil {
+		err = s.journaled(sh.m)
+	}
+	return out, err
 }
 
 // Up is Machine.Up, safe for concurrent use. Every shard answers probes to
 // hosted domains, so each learns of it.
 func (s *Sharded) Up(now clock.Time, jid stanza.JID) ([]Output, error) {
-	return s.all(func(m *Machine) ([]Output, error) { return m.Up(now, jid) })
+	return s.hostAll("up", jid, func(m *Machine) ([]Output, error) { return m.Up(now, jid) })
 }
 
 // Down is Machine.Down, safe for concurrent use.
 func (s *Sharded) Down(now clock.Time, jid stanza.JID) ([]Output, error) {
-	return s.all(func(m *Machine) ([]Output, error) { return m.Down(now, jid) })
+	return s.hostAll("down", jid, func(m *Machine) ([]Output, error) { return m.Down(now, jid) })
 }
 
 // all applies f to every shard in turn. Shards hold the same hosted
