@@ -170,7 +170,11 @@ func (p *Parser) Parse(raw []byte) (*Element, error) {
 	if err := checkChars(raw); err != nil {
 		return nil, err
 	}
-	p.el = Element{Raw: raw, Attrs: p.el.Attrs[:0], Children: p.el.Children[:0]}
+	// Field by field: cheaper than copying a 160-byte literal.
+	el := &p.el
+	el.Raw, el.Prefix, el.Local, el.Space = raw, nil, nil, nil
+	el.Attrs, el.Children = el.Attrs[:0], el.Children[:0]
+	el.ContentStart, el.ContentEnd = 0, 0
 	p.ns = p.ns[:0]
 	p.stack = p.stack[:0]
 	p.dec = p.dec[:0]
@@ -654,17 +658,11 @@ func (s *scanner) attr(a *Attr) error {
 	q := s.b[s.i]
 	s.i++
 	vStart := s.i
-	// Usually the value holds neither '<' nor a reference: find its end
-	// with three vectorised scans. Otherwise the loop below walks it and
-	// reports the first problem where it is.
-	rest := s.b[s.i:]
-	end := bytes.IndexByte(rest, q)
-	span := rest
-	if end >= 0 {
-		span = rest[:end]
-	}
-	if end >= 0 && bytes.IndexByte(span, '<') < 0 && bytes.IndexByte(span, '&') < 0 {
-		s.i += end
+	// Usually the value holds neither '<' nor a reference: if the first
+	// of q, '<' and '&' is q, the value ends there. Otherwise the loop
+	// below walks it and reports the first problem where it is.
+	if end := valueEnd(s.b, s.i, q); end < len(s.b) && s.b[end] == q {
+		s.i = end
 	}
 	for {
 		if s.i >= len(s.b) {
@@ -692,6 +690,28 @@ func (s *scanner) attr(a *Attr) error {
 	a.End = s.i
 	a.Decl = prefix == nil && string(local) == "xmlns" || string(prefix) == "xmlns"
 	return nil
+}
+
+// valueEnd returns the index of the first q, '<' or '&' in b at or after
+// i, or len(b). It tests eight bytes at a time: a word has none of the
+// three when no byte of it XORed with any of them is zero (the exact
+// "has a zero byte" bit trick).
+func valueEnd(b []byte, i int, q byte) int {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	qq := ones * uint64(q)
+	for ; i+8 <= len(b); i += 8 {
+		w := binary.LittleEndian.Uint64(b[i:])
+		x, y, z := w^qq, w^(ones*'<'), w^(ones*'&')
+		if ((x-ones)&^x|(y-ones)&^y|(z-ones)&^z)&highs != 0 {
+			break
+		}
+	}
+	for ; i < len(b); i++ {
+		if c := b[i]; c == q || c == '<' || c == '&' {
+			return i
+		}
+	}
+	return i
 }
 
 // declare records a namespace declaration, enforcing Namespaces in XML 1.0
