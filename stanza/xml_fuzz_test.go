@@ -40,8 +40,10 @@ import (
 //   - R3 one root: no second element and no non-white-space text after the
 //     root; no non-white-space text (a byte order mark included) before it.
 //   - R4 QNames: an element or attribute name with an empty prefix or an
-//     empty local part (":a", "a:") is refused; encoding/xml takes it as a
-//     local name with a colon.
+//     empty local part (":a", "a:") is refused, encoding/xml taking it as a
+//     local name with a colon; so is one whose local part does not start
+//     with a name start character ("xml:0"), encoding/xml checking only
+//     the first character of the whole name.
 //   - R5 attributes: two attributes with the same name, or with the same
 //     namespace and local name, are refused (XML 1.0 §3.1 "Unique Att
 //     Spec", Namespaces §6.3); so are attributes not separated by white
@@ -376,6 +378,12 @@ func oracle(in []byte, lim Limits) verdict {
 			for _, n := range names {
 				if strings.Contains(n.Local, ":") {
 					v.refuse("R4 not a QName: " + n.Local)
+				}
+				// encoding/xml checks the name as a whole; the part after
+				// the colon must be an NCName too, so start with a
+				// letter or '_' (non-ASCII starts are X1).
+				if c := n.Local[0]; n.Space != "" && c < 0x80 && !(c == '_' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z') {
+					v.refuse("R4 local part does not start a name: " + n.Local)
 				}
 			}
 			scopes = append(scopes, scope)
