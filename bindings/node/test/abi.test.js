@@ -130,3 +130,37 @@ test('a reserved input buffer serves one step, then the default one returns', ()
   assert.equal(word(1), defaultPtr);
   assert.equal(word(2), defaultCap);
 });
+
+// ABI.md §7 shows a whole exchange as a hex dump; run its input and
+// compare the results byte for byte.
+function dump(lines) {
+  const bytes = [];
+  for (const line of lines) {
+    const data = line.trim().split(/ {2,}/)[0];
+    for (const tok of data.match(/"[^"]*"|\S+/g) ?? []) {
+      if (tok.startsWith('"')) bytes.push(...new TextEncoder().encode(tok.slice(1, -1)));
+      else if (/^([0-9a-f]{2})+$/.test(tok)) for (let i = 0; i < tok.length; i += 2) bytes.push(parseInt(tok.slice(i, i + 2), 16));
+      else break;
+    }
+  }
+  return bytes;
+}
+
+test('the exchange of ABI.md §7 is what the module does', () => {
+  const section = abiMd.slice(abiMd.indexOf('## 7. A whole exchange'), abiMd.indexOf('## 8.'));
+  const lines = section.split('\n').filter((l) => l.startsWith('    '));
+  const inStart = lines.findIndex((l) => /^ {4}input, \d+ bytes:/.test(l));
+  const stepLine = lines.findIndex((l) => l.includes('lastseen_step('));
+  const resStart = lines.findIndex((l) => /^ {4}results:/.test(l));
+  const input = dump(lines.slice(inStart + 1, stepLine));
+  const expected = dump(lines.slice(resStart + 1));
+  assert.equal(input.length, Number(/input, (\d+) bytes/.exec(lines[inStart])[1]), 'the stated input length');
+  assert.match(lines[stepLine], new RegExp(`lastseen_step\\(${input.length}\\) returns 0; the control block says n_results 5`));
+  const { step } = instantiate();
+  const b = new Bytes();
+  b.a = input;
+  const { status, n, out } = step(b);
+  assert.equal(status, 0);
+  assert.equal(n, 5);
+  assert.deepEqual([...out], expected);
+});
