@@ -1,0 +1,132 @@
+package engine
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/lastseen-xmpp/lastseen/clock"
+	"github.com/lastseen-xmpp/lastseen/internal/scenario"
+)
+
+// FuzzNativeVsWazero runs mutated scenario scripts (FORMAT.md; expect lines
+// are ignored) on the native core and on the WebAssembly module under
+// wazero in lockstep. After every fact the two must agree on whether it was
+// refused; after every input on the error text, on every output's kind,
+// address and bytes, and on the state encoding. The seeds are the scenario
+// corpus, so go test ./... runs them.
+func FuzzNativeVsWazero(f *testing.F) {
+	for _, s := range diffFuzzSeeds(f) {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, src []byte) {
+		if len(src) > 16<<10 {
+			return
+		}
+		script, err := scenario.Parse("fuzz", src)
+		if err != nil {
+			return
+		}
+		var served []string
+		for _, l := range script.Lines {
+			if l.Directive == "serve" {
+				served = append(served, l.Args...)
+			}
+		}
+		if len(served) == 0 {
+			served = []string{"montague.com"}
+		}
+		native, nerr := newNativeDetailed(served)
+		wz, werr := Wazero()(served)
+		if (nerr == nil) != (werr == nil) {
+			t.Fatalf("serve %v: native %v, wazero %v", served, nerr, werr)
+		}
+		if nerr != nil {
+			return
+		}
+		defer wz.Release()
+		engs := []detailed{native.(detailed), wz.(detailed)}
+		now := clock.Epoch2000
+		for _, l := range script.Lines {
+			switch l.Directive {
+			case "at":
+				now = l.Time
+			case "roster", "block", "hide", "limit":
+				var errs [2]error
+				for i, e := range engs {
+					switch l.Directive {
+					case "roster":
+						errs[i] = e.Roster(l.Args[0], l.Args[1], l.Args[2])
+					case "block":
+						errs[i] = e.Block(l.Args[0], l.Args[1])
+					case "hide":
+						errs[i] = e.Hide(l.Args[0])
+					default:
+						errs[i] = e.Limit(l.N, l.Per)
+					}
+				}
+				if (errs[0] == nil) != (errs[1] == nil) {
+					t.Fatalf("%s: native %v, wazero %v", l.Text, errs[0], errs[1])
+				}
+			case "client", "server", "close", "up", "down":
+				var errs [2]string
+				var states [2][]byte
+				for i, e := range engs {
+					var err error
+					switch l.Directive {
+					case "client":
+						_, err = e.Client(now, l.Args[0], l.XML)
+					case "server":
+						_, err = e.Server(now, l.XML)
+					case "close":
+						_, err = e.Close(now, l.Args[0])
+					case "up":
+						_, err = e.Up(now, l.Args[0])
+					default:
+						_, err = e.Down(now, l.Args[0])
+					}
+					errs[i] = errText(err)
+					if states[i], err = e.State(); err != nil {
+						t.Fatalf("%s: %d: State: %v", l.Text, i, err)
+					}
+				}
+				if errs[0] != errs[1] {
+					t.Fatalf("%s: errors differ:\n  native: %s\n  wazero: %s", l.Text, errs[0], errs[1])
+				}
+				if d := diffOutputs(engs[0].lastOutputs(), engs[1].lastOutputs()); d != "" {
+					t.Fatalf("%s: outputs differ, native vs wazero:\n%s", l.Text, d)
+				}
+				if !bytes.Equal(states[0], states[1]) {
+					t.Fatalf("%s: state differs, native vs wazero:\n  %x\n  %x", l.Text, states[0], states[1])
+				}
+			}
+		}
+	})
+}
+
+// diffFuzzSeeds returns the scenario files without their expect lines.
+func diffFuzzSeeds(tb testing.TB) []string {
+	var seeds []string
+	root := moduleRoot(tb)
+	for _, dir := range []string{filepath.Join(root, "core", "testdata", "scenarios"), filepath.Join(root, "..", "shared", "conformance", "cases")} {
+		files, _ := filepath.Glob(filepath.Join(dir, "*.txt"))
+		for _, file := range files {
+			src, err := os.ReadFile(file)
+			if err != nil {
+				tb.Fatal(err)
+			}
+			var b strings.Builder
+			for _, line := range strings.Split(string(src), "\n") {
+				if strings.HasPrefix(line, "expect ") || strings.HasPrefix(line, "#") || strings.TrimSpace(line) == "" {
+					continue
+				}
+				b.WriteString(line)
+				b.WriteByte('\n')
+			}
+			seeds = append(seeds, b.String())
+		}
+	}
+	return seeds
+}
