@@ -159,17 +159,18 @@ func wasmInfo() WasmInfo {
 func measureAll(cfg runConfig, log io.Writer) (*Results, error) {
 	start := time.Now()
 	res := &Results{
-		Date:      time.Now().UTC().Format("2006-01-02 15:04 MST"),
-		GoVersion: runtime.Version(),
-		OS:        runtime.GOOS,
-		Arch:      runtime.GOARCH,
-		CPU:       cpuModel(),
-		Cores:     runtime.NumCPU(),
-		Quick:     cfg.quick,
-		Samples:   cfg.samples,
-		SampleMs:  float64(cfg.sample) / float64(time.Millisecond),
-		BatchSize: batchSize,
-		Wasm:      wasmInfo(),
+		Date:       time.Now().UTC().Format("2006-01-02 15:04 MST"),
+		GoVersion:  runtime.Version(),
+		OS:         runtime.GOOS,
+		Arch:       runtime.GOARCH,
+		CPU:        cpuModel(),
+		Cores:      runtime.NumCPU(),
+		Quick:      cfg.quick,
+		Samples:    cfg.samples,
+		SampleMs:   float64(cfg.sample) / float64(time.Millisecond),
+		BatchSize:  batchSize,
+		Wasm:       wasmInfo(),
+		LoadBefore: loadavg(),
 	}
 	cs := contenders()
 	var err error
@@ -211,6 +212,7 @@ func measureAll(cfg runConfig, log io.Writer) (*Results, error) {
 	}
 	res.Parallel = par
 	res.RunSeconds = time.Since(start).Seconds()
+	res.LoadAfter = loadavg()
 	res.Targets = targets(res)
 	return res, nil
 }
@@ -311,4 +313,17 @@ func withNode(cells []Cell, cfg runConfig) ([]Cell, error) {
 		c.NsOp, c.Samples, c.Batched = r.NsOp, r.Samples, true
 	}
 	return cells, nil
+}
+
+// loadavg returns the 1, 5 and 15 minute load averages, or "unknown".
+func loadavg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "unknown"
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "unknown"
+	}
+	return strings.Join(f[:3], " ")
 }

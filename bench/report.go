@@ -15,6 +15,8 @@ type Results struct {
 	Arch       string         `json:"arch"`
 	CPU        string         `json:"cpu"`
 	Cores      int            `json:"cores"`
+	LoadBefore string         `json:"loadavg_before"` // /proc/loadavg: how busy the machine was
+	LoadAfter  string         `json:"loadavg_after"`
 	Quick      bool           `json:"quick"`
 	Samples    int            `json:"samples"`
 	SampleMs   float64        `json:"sample_ms"`
@@ -242,6 +244,7 @@ func (r *Results) machineLine() string {
 // WriteText prints the tables for a terminal.
 func (r *Results) WriteText(w io.Writer) {
 	fmt.Fprintf(w, "lastseen bench — %s\n", r.machineLine())
+	fmt.Fprintf(w, "load average before %s, after %s\n", r.LoadBefore, r.LoadAfter)
 	fmt.Fprintf(w, "medians of %d interleaved samples of ~%.0f ms each; stanzas/s counts input stanzas\n\n", r.Samples, r.SampleMs)
 	for _, wl := range r.Workloads {
 		fmt.Fprintf(w, "%s: %s\n", wl.Name, wl.Desc)
@@ -268,6 +271,7 @@ func (r *Results) WriteMarkdown(w io.Writer, notes, chart string) {
 	fmt.Fprintf(w, "- Machine: %s, %d cores (%s/%s)\n", r.CPU, r.Cores, r.OS, r.Arch)
 	fmt.Fprintf(w, "- Go: %s\n", r.GoVersion)
 	fmt.Fprintf(w, "- Date: %s\n", r.Date)
+	fmt.Fprintf(w, "- Load average (1, 5, 15 min) before the run: %s; after: %s. This is a shared machine: a load above its core count means other work competed for the CPU, which inflates ns/op and caps the parallel speedup.\n", r.LoadBefore, r.LoadAfter)
 	mode := "default"
 	if r.Quick {
 		mode = "-quick"
