@@ -145,6 +145,11 @@ func TestLimits(t *testing.T) {
 			bad: step{"client", romeo, withAttrs(3, true)}, want: stanza.ErrTooComplex,
 		},
 		{
+			name: "namespace declarations in scope", cfg: core.Config{Served: serve, Limits: stanza.Limits{MaxAttrs: 3}}, shards: true,
+			ok:  &step{"client", romeo, `<presence xmlns:a='urn:a' xmlns:b='urn:b'><c xmlns='urn:x'/><d xmlns='urn:y'/></presence>`},
+			bad: step{"client", romeo, `<presence xmlns:a='urn:a' xmlns:b='urn:b'><c xmlns='urn:x'><d xmlns='urn:y'/></c></presence>`}, want: stanza.ErrTooComplex,
+		},
+		{
 			name: "attributes, default 64", cfg: core.Config{Served: serve}, shards: true,
 			ok:  &step{"client", romeo, withAttrs(64, false)},
 			bad: step{"client", romeo, withAttrs(65, false)}, want: stanza.ErrTooComplex,

@@ -33,8 +33,9 @@ var (
 	ErrRestricted = errors.New("XML feature forbidden by RFC 6120 §11")
 	// ErrTooLarge means the input is longer than Limits.MaxBytes.
 	ErrTooLarge = errors.New("stanza too large")
-	// ErrTooComplex means the input nests deeper than Limits.MaxDepth or
-	// has an element with more attributes than Limits.MaxAttrs.
+	// ErrTooComplex means the input nests deeper than Limits.MaxDepth, has
+	// an element with more attributes than Limits.MaxAttrs, or has more
+	// than Limits.MaxAttrs namespace declarations in scope at once.
 	ErrTooComplex = errors.New("stanza too complex")
 )
 
@@ -58,7 +59,7 @@ func (e *SyntaxError) Unwrap() error { return e.Err }
 type Limits struct {
 	MaxBytes int // longest stanza in bytes; 0 means DefaultMaxBytes
 	MaxDepth int // deepest element nesting, the root being depth 1; 0 means DefaultMaxDepth
-	MaxAttrs int // most attributes (namespace declarations included) on one element; 0 means DefaultMaxAttrs
+	MaxAttrs int // most attributes (namespace declarations included) on one element, and most namespace declarations in scope at once; 0 means DefaultMaxAttrs
 }
 
 // Defaults for Limits fields left zero.
@@ -717,6 +718,12 @@ func valueEnd(b []byte, i int, q byte) int {
 // declare records a namespace declaration, enforcing Namespaces in XML 1.0
 // §3 constraints.
 func (s *scanner) declare(a *Attr) error {
+	// Every prefix lookup scans the declarations in scope; bounding them
+	// keeps a stanza of nested declarations from costing a thousand times
+	// a plain one.
+	if len(s.p.ns) >= s.lim.MaxAttrs {
+		return s.fail(ErrTooComplex, "more than "+strconv.Itoa(s.lim.MaxAttrs)+" namespace declarations in scope")
+	}
 	uri := a.Raw
 	if a.HasRefs() {
 		uri = appendDecoded(nil, a.Raw)

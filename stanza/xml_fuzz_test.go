@@ -33,7 +33,8 @@ import (
 //     not the inside of comments, processing instructions and directives.
 //   - R1 size and shape limits: longer than Limits.MaxBytes, nesting deeper
 //     than MaxDepth, more than MaxAttrs attributes (declarations included)
-//     on one element. The fuzzer uses small limits so that these paths run.
+//     on one element, more than MaxAttrs namespace declarations in scope.
+//     The fuzzer uses small limits so that these paths run.
 //   - R2 RFC 6120 §11.1: any comment, processing instruction (the XML
 //     declaration included) or <!…> directive (a DTD) is refused; we
 //     refuse these deliberately, encoding/xml returns them as tokens.
@@ -387,6 +388,13 @@ func oracle(in []byte, lim Limits) verdict {
 				}
 			}
 			scopes = append(scopes, scope)
+			inScope := 0
+			for _, sc := range scopes {
+				inScope += len(sc)
+			}
+			if inScope > lim.MaxAttrs {
+				v.refuse("R1 too many namespace declarations in scope")
+			}
 			if tok.Name.Space == "xmlns" {
 				v.refuse("R6 xmlns prefix on an element")
 			} else if tok.Name.Space != "" {
