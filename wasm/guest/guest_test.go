@@ -1,0 +1,168 @@
+package main
+
+import (
+	"bytes"
+	"encoding/binary"
+	"testing"
+)
+
+type enc struct{ b []byte }
+
+func (e *enc) u8(v byte)    { e.b = append(e.b, v) }
+func (e *enc) u32(v uint32) { e.b = binary.LittleEndian.AppendUint32(e.b, v) }
+func (e *enc) i64(v int64)  { e.b = binary.LittleEndian.AppendUint64(e.b, uint64(v)) }
+func (e *enc) str(s string) { e.u32(uint32(len(s))); e.b = append(e.b, s...) }
+
+// batch is one event of each op after a config; ends[i] is where event i
+// ends.
+func batch() (b []byte, ends []int) {
+	var e enc
+	mark := func() { ends = append(ends, len(e.b)) }
+	e.u8(opConfig)
+	e.u32(1)
+	e.str("montague.com")
+	e.u32(2)
+	e.i64(3)
+	e.i64(60e9)
+	mark()
+	e.u8(opRoster)
+	e.str("romeo@montague.com")
+	e.str("juliet@capulet.com")
+	e.u8(3)
+	mark()
+	e.u8(opBlock)
+	e.str("romeo@montague.com")
+	e.str("tybalt@capulet.com")
+	e.u8(1)
+	mark()
+	e.u8(opHide)
+	e.str("benvolio@montague.com")
+	e.u8(1)
+	mark()
+	e.u8(opLimit)
+	e.i64(5)
+	e.i64(1e9)
+	mark()
+	e.u8(opClient)
+	e.i64(1)
+	e.str("romeo@montague.com/balcony")
+	e.str("<presence><status>hi</status></presence>")
+	mark()
+	e.u8(opServer)
+	e.i64(2)
+	e.str("<presence from='juliet@capulet.com/c' to='romeo@montague.com' type='probe'/>")
+	mark()
+	e.u8(opClose)
+	e.i64(3)
+	e.str("romeo@montague.com/balcony")
+	mark()
+	e.u8(opUp)
+	e.i64(4)
+	e.str("chat.montague.com")
+	mark()
+	e.u8(opDown)
+	e.i64(5)
+	e.str("chat.montague.com")
+	mark()
+	e.u8(opState)
+	mark()
+	return e.b, ends
+}
+
+func newTestGuest() *guest {
+	return newGuest(make([]byte, defaultInCap), make([]byte, 0, 64))
+}
+
+// TestTruncatedBatches cuts a batch at every length: the complete events
+// before the cut run, the cut one is reported as undecodable, and nothing
+// panics.
+func TestTruncatedBatches(t *testing.T) {
+	full, ends := batch()
+	for n := 0; n <= len(full); n++ {
+		g := newTestGuest()
+		copy(g.in, full[:n])
+		status := g.step(n)
+		complete := 0
+		for _, e := range ends {
+			if e <= n {
+				complete++
+			}
+		}
+		prev := 0 // where the last complete event ends
+		if complete > 0 {
+			prev = ends[complete-1]
+		}
+		want := int32(statusOK)
+		if n > prev {
+			want = statusDecode
+		}
+		if status != want || g.nResults != complete {
+			t.Fatalf("cut at %d: status %d with %d results, want %d with %d", n, status, g.nResults, want, complete)
+		}
+	}
+}
+
+// TestWholeBatch checks the results of the full batch: all succeed, the
+// probe gets its reply and the state comes last.
+func TestWholeBatch(t *testing.T) {
+	full, ends := batch()
+	g := newTestGuest()
+	copy(g.in, full)
+	if s := g.step(len(full)); s != statusOK || g.nResults != len(ends) {
+		t.Fatalf("status %d, %d results", s, g.nResults)
+	}
+	if !bytes.Contains(g.out, []byte("<status>hi</status>")) || !bytes.Contains(g.out, []byte("LSST")) {
+		t.Fatalf("results lack the reply or the state: %q", g.out)
+	}
+	if cap(g.out) <= 64 {
+		t.Fatal("the 64-byte output buffer should have grown")
+	}
+	// The next step starts again on the default (small) buffer.
+	copy(g.in, full[:ends[0]])
+	g.step(ends[0])
+	if cap(g.out) != 64 {
+		t.Fatalf("output buffer cap %d after a small step, want the default 64", cap(g.out))
+	}
+}
+
+func TestLengthAndReserve(t *testing.T) {
+	g := newTestGuest()
+	if g.step(-1) != statusLength || g.step(defaultInCap+1) != statusLength {
+		t.Fatal("out-of-range lengths must give statusLength")
+	}
+	if g.reserve(-1) != statusLength || g.reserve(maxInCap+1) != statusLength {
+		t.Fatal("out-of-range reserves must give statusLength")
+	}
+	if g.reserve(defaultInCap*3) != statusOK || len(g.in) < defaultInCap*3 {
+		t.Fatal("reserve did not grow the input buffer")
+	}
+	g.step(0)
+	if len(g.in) != defaultInCap {
+		t.Fatal("a reserved buffer must serve one step only")
+	}
+}
+
+// FuzzStep feeds arbitrary bytes after a valid config: the guest must
+// never panic and must account for every result it writes.
+func FuzzStep(f *testing.F) {
+	full, _ := batch()
+	f.Add(full)
+	f.Add(full[:len(full)/2])
+	f.Add([]byte{opClient, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff})
+	f.Fuzz(func(t *testing.T, in []byte) {
+		if len(in) > defaultInCap {
+			return
+		}
+		g := newTestGuest()
+		copy(g.in, full)
+		g.step(len(full))
+		copy(g.in, in)
+		status := g.step(len(in))
+		if status == statusPanic {
+			t.Fatalf("the guest panicked on %q: %q", in, g.out)
+		}
+		if status != statusOK && status != statusDecode {
+			t.Fatalf("status %d", status)
+		}
+	})
+}
