@@ -28,7 +28,20 @@ type ParResult struct {
 	// Machine is a bare core.Machine on one core running the same mix,
 	// to show what the wrapper costs.
 	Machine float64 `json:"machine_one_core_ops_per_sec"`
+	// OpenOne, OpenAll and OpenSpeedup repeat the runs with an Authorizer
+	// that takes no lock (everyone may see everyone, which changes no reply
+	// here): a diagnostic of what the shared MemoryAuth costs in scaling.
+	OpenOne     float64 `json:"open_auth_one_core"`
+	OpenAll     float64 `json:"open_auth_all_cores"`
+	OpenSpeedup float64 `json:"open_auth_speedup"`
 }
+
+// openAuth lets everyone see everyone and takes no lock.
+type openAuth struct{}
+
+func (openAuth) Subscription(owner, contact stanza.JID) core.Subscription { return core.SubBoth }
+func (openAuth) Blocks(owner, jid stanza.JID) bool                        { return false }
+func (openAuth) Hidden(owner stanza.JID) bool                             { return false }
 
 // parUser is one user's inputs, built before the clock starts.
 type parUser struct {
@@ -124,6 +137,10 @@ func measureParallel(users int, d time.Duration, runs int) (ParResult, error) {
 	if err != nil {
 		return r, err
 	}
+	so, err := core.NewSharded(core.Config{Served: []string{domain}, Auth: openAuth{}}, 0)
+	if err != nil {
+		return r, err
+	}
 	m, err := core.New(core.Config{Served: []string{domain}})
 	if err != nil {
 		return r, err
@@ -151,26 +168,39 @@ func measureParallel(users int, d time.Duration, runs int) (ParResult, error) {
 		if _, err := s.Client(t0, u.session, u.avail[1]); err != nil {
 			return r, err
 		}
+		if _, err := so.Client(t0, u.session, u.avail[1]); err != nil {
+			return r, err
+		}
 		if _, err := m.Client(t0, u.session, u.avail[1]); err != nil {
 			return r, err
 		}
 	}
 	prev := runtime.GOMAXPROCS(0)
 	defer runtime.GOMAXPROCS(prev)
+	var openOne, openAll []float64
 	for range runs {
-		runtime.GOMAXPROCS(1)
-		runtime.GC()
-		one, err := runUsers(us, 1, d, shardedHost{s})
-		if err != nil {
-			return r, err
+		for _, c := range []struct {
+			s        *core.Sharded
+			one, all *[]float64
+		}{{s, &r.OneRuns, &r.AllRuns}, {so, &openOne, &openAll}} {
+			runtime.GOMAXPROCS(1)
+			runtime.GC()
+			one, err := runUsers(us, 1, d, shardedHost{c.s})
+			if err != nil {
+				return r, err
+			}
+			runtime.GOMAXPROCS(cores)
+			runtime.GC()
+			all, err := runUsers(us, cores, d, shardedHost{c.s})
+			if err != nil {
+				return r, err
+			}
+			*c.one, *c.all = append(*c.one, one), append(*c.all, all)
 		}
-		runtime.GOMAXPROCS(cores)
-		runtime.GC()
-		all, err := runUsers(us, cores, d, shardedHost{s})
-		if err != nil {
-			return r, err
-		}
-		r.OneRuns, r.AllRuns = append(r.OneRuns, one), append(r.AllRuns, all)
+	}
+	r.OpenOne, r.OpenAll = median(openOne), median(openAll)
+	if r.OpenOne > 0 {
+		r.OpenSpeedup = r.OpenAll / r.OpenOne
 	}
 	runtime.GOMAXPROCS(1)
 	runtime.GC()

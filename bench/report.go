@@ -218,6 +218,8 @@ func (r *Results) parRows() [][]string {
 		{fmt.Sprintf("Sharded, GOMAXPROCS=%d", p.Cores), fmt.Sprint(p.Cores), fmtRate(p.AllCores), joinRates(p.AllRuns)},
 		{"speedup", "", fmt.Sprintf("%.2f×", p.Speedup), ""},
 		{"bare Machine, GOMAXPROCS=1", "1", fmtRate(p.Machine), ""},
+		{"diagnostic: Sharded with a lock-free Authorizer, 1 core", "1", fmtRate(p.OpenOne), ""},
+		{fmt.Sprintf("diagnostic: the same, %d cores", p.Cores), fmt.Sprint(p.Cores), fmtRate(p.OpenAll), fmt.Sprintf("speedup %.2f×", p.OpenSpeedup)},
 	}
 }
 
