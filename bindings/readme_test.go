@@ -82,3 +82,19 @@ func TestNodeExample(t *testing.T) {
 	f.Close()
 	run(t, "node", "node", "--no-warnings", filepath.Base(f.Name()))
 }
+
+// TestTopREADMEShowsTheTestedExamples checks that the project README shows
+// the two examples exactly as this package's README has them, so that what
+// a reader copies from the front page is what the tests above ran.
+func TestTopREADMEShowsTheTestedExamples(t *testing.T) {
+	top, err := os.ReadFile(filepath.Join("..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, lang := range []string{"js", "go"} {
+		block := "```" + lang + "\n" + snippet(t, lang) + "```"
+		if !strings.Contains(string(top), block) {
+			t.Errorf("README.md does not show the tested %s example of bindings/README.md verbatim", lang)
+		}
+	}
+}

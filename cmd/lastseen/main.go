@@ -3,7 +3,7 @@
 //
 // Usage:
 //
-//	lastseen replay [-engine=native] FILE...   run scenarios; exit 1 if any fails
+//	lastseen replay [-engine=native|wazero|node] FILE...   run scenarios; exit 1 if any fails
 //	lastseen demo                              play XEP-0318's use cases
 package main
 
@@ -21,7 +21,7 @@ func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
 
 func usage(w io.Writer) {
 	fmt.Fprintln(w, `usage:
-  lastseen replay [-engine=native] FILE...   run scenario files (FORMAT.md); exit 1 if any fails
+  lastseen replay [-engine=native|wazero|node] FILE...   run scenario files (FORMAT.md); exit 1 if any fails
   lastseen demo                              play XEP-0318's use cases, stanza by stanza`)
 }
 
