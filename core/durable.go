@@ -120,6 +120,8 @@ func decodeSnapshot(snapshot []byte) (users map[string]*user, hosted map[string]
 			res := d.resource()
 			if res.name == "" {
 				d.fail("available resource without a name")
+			} else if u.find(res.name) >= 0 {
+				d.fail("available resource listed twice")
 			}
 			u.avail = append(u.avail, res)
 		}
@@ -133,6 +135,9 @@ func decodeSnapshot(snapshot []byte) (users map[string]*user, hosted map[string]
 	for n := d.count(); n > 0 && d.err == nil; n-- {
 		k := d.jid(false)
 		h := &host{up: d.byte() == 1, since: d.time()}
+		if _, dup := hosted[k]; dup {
+			d.fail("hosted domain listed twice")
+		}
 		hosted[k] = h
 	}
 	if d.err == nil && len(d.b) != 0 {
