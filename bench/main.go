@@ -194,8 +194,8 @@ func measureAll(cfg runConfig, log io.Writer) (*Results, error) {
 		if c.Name == "native-sharded" || c.External {
 			continue // the same Machines as native, behind locks; or not in this process
 		}
-		users := cfg.peerMemUsers
-		if !c.Peer {
+		users := cfg.peerMemUsers // peers and wazero: 10× fewer users, to keep the run short
+		if c.Name == "native" {
 			users = cfg.memUsers
 		}
 		fmt.Fprintf(log, "bench: memory, %s, %d users\n", c.Name, users)
