@@ -92,6 +92,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if chartPath == "" {
 		chartPath = filepath.Join(filepath.Dir(path), "chart.svg")
 	}
+	for _, p := range []string{path, chartPath} {
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			fmt.Fprintln(stderr, "bench:", err)
+			return 1
+		}
+	}
 	if err := os.WriteFile(chartPath, []byte(res.chartSVG()), 0o644); err != nil {
 		fmt.Fprintln(stderr, "bench:", err)
 		return 1
