@@ -36,17 +36,20 @@ const (
 
 // Op codes.
 const (
-	opConfig = 1
-	opClient = 2
-	opServer = 3
-	opClose  = 4
-	opUp     = 5
-	opDown   = 6
-	opRoster = 7
-	opBlock  = 8
-	opHide   = 9
-	opLimit  = 10
-	opState  = 11
+	opConfig    = 1
+	opClient    = 2
+	opServer    = 3
+	opClose     = 4
+	opUp        = 5
+	opDown      = 6
+	opRoster    = 7
+	opBlock     = 8
+	opHide      = 9
+	opLimit     = 10
+	opState     = 11
+	opSnapshot  = 12
+	opRestore   = 13
+	opRestarted = 14
 )
 
 // Result codes.
@@ -69,6 +72,7 @@ const (
 	codeConfig           = 15
 	codeTooManyEntities  = 16
 	codeTooManyResources = 17
+	codeCorrupt          = 18
 	codeNoMachine        = 32
 	codePanic            = 33
 	codeOther            = 34
@@ -110,6 +114,8 @@ func sentinel(code byte) error {
 		return core.ErrTooManyEntities
 	case codeTooManyResources:
 		return core.ErrTooManyResources
+	case codeCorrupt:
+		return core.ErrCorrupt
 	case codeNoMachine:
 		return ErrNoMachine
 	case codePanic:
@@ -231,6 +237,13 @@ func (w *encoder) event(ev *Event) bool {
 		w.i64(int64(ev.Limit.Per))
 	case EventState:
 		w.u8(opState)
+	case EventSnapshot:
+		w.u8(opSnapshot)
+	case EventRestore:
+		w.u8(opRestore)
+		w.bytes(ev.Stanza)
+	case EventRestarted:
+		w.u8(opRestarted)
 	default:
 		return false
 	}
@@ -338,16 +351,19 @@ type EventKind uint8
 
 // Event kinds, one per core.Machine input method.
 const (
-	EventClient EventKind = iota + 1 // Machine.Client(Now, JID, Stanza)
-	EventServer                      // Machine.Server(Now, Stanza)
-	EventClose                       // Machine.Close(Now, JID)
-	EventUp                          // Machine.Up(Now, JID)
-	EventDown                        // Machine.Down(Now, JID)
-	EventRoster                      // Machine.SetRoster(JID, Other, Sub)
-	EventBlock                       // Machine.SetBlock(JID, Other, On)
-	EventHide                        // Machine.SetHidden(JID, On)
-	EventLimit                       // Machine.SetProbeLimit(Limit)
-	EventState                       // Machine.AppendState: Result.State
+	EventClient    EventKind = iota + 1 // Machine.Client(Now, JID, Stanza)
+	EventServer                         // Machine.Server(Now, Stanza)
+	EventClose                          // Machine.Close(Now, JID)
+	EventUp                             // Machine.Up(Now, JID)
+	EventDown                           // Machine.Down(Now, JID)
+	EventRoster                         // Machine.SetRoster(JID, Other, Sub)
+	EventBlock                          // Machine.SetBlock(JID, Other, On)
+	EventHide                           // Machine.SetHidden(JID, On)
+	EventLimit                          // Machine.SetProbeLimit(Limit)
+	EventState                          // Machine.AppendState: Result.State
+	EventSnapshot                       // Machine.Snapshot: Result.State
+	EventRestore                        // Machine.Restore(Stanza): the snapshot travels in Stanza
+	EventRestarted                      // Machine.Restarted: Result.State is the count, a little-endian u32
 )
 
 // Event is one call of a core.Machine method, for Engine.Batch.
@@ -363,7 +379,7 @@ type Event struct {
 }
 
 // Result is what one Event gave: the Machine method's outputs and error,
-// and for EventState the encoded state.
+// and the bytes EventState, EventSnapshot and EventRestarted return.
 type Result struct {
 	Outputs []core.Output
 	State   []byte

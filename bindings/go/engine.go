@@ -20,6 +20,7 @@ package wazerohost
 import (
 	"context"
 	"crypto/rand"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"strings"
@@ -450,6 +451,41 @@ func (e *Engine) AppendState(dst []byte) []byte {
 		return dst
 	}
 	return append(dst, s...)
+}
+
+// Snapshot is core.Machine.Snapshot: the durable state, in the format
+// every engine reads. If the guest cannot answer it returns dst unchanged;
+// SnapshotErr reports why.
+func (e *Engine) Snapshot(dst []byte) []byte {
+	s, err := e.SnapshotErr()
+	if err != nil {
+		return dst
+	}
+	return append(dst, s...)
+}
+
+// SnapshotErr returns the durable state, or the error that kept the guest
+// from answering.
+func (e *Engine) SnapshotErr() ([]byte, error) {
+	r := e.one(&Event{Kind: EventSnapshot})
+	return r.State, r.Err
+}
+
+// Restore is core.Machine.Restore: it loads a snapshot written by any
+// engine. A damaged snapshot is refused with core.ErrCorrupt and nothing
+// changes.
+func (e *Engine) Restore(snapshot []byte) error {
+	return e.one(&Event{Kind: EventRestore, Stanza: snapshot}).Err
+}
+
+// Restarted is core.Machine.Restarted. It returns -1 if the guest could
+// not answer.
+func (e *Engine) Restarted() int {
+	r := e.one(&Event{Kind: EventRestarted})
+	if r.Err != nil || len(r.State) != 4 {
+		return -1
+	}
+	return int(binary.LittleEndian.Uint32(r.State))
 }
 
 // Release closes the engine's instance; every later call fails with

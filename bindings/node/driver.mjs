@@ -16,6 +16,9 @@
 //   {"op":"server","id":1,"now":"…","stanza":b64}
 //   {"op":"close"|"up"|"down","id":1,"now":"…","jid":b64}
 //   {"op":"state","id":1}                     -> {"ok":true,"state":b64}
+//   {"op":"snapshot","id":1}                  -> {"ok":true,"state":b64}
+//   {"op":"restore","id":1,"snapshot":b64}    -> {"ok":true}
+//   {"op":"restarted","id":1}                 -> {"ok":true,"n":N}
 //   {"op":"release","id":1}
 // Input answers: {"ok":true,"out":[{"kind":"reply","to":"…","stanza":b64}]}.
 // Errors: {"ok":false,"error":{"code":"…","message":"…","badInput":true}}.
@@ -62,6 +65,9 @@ function handle(req) {
     case 'up': return { out: outputs(m.up(now, bytes(req.jid))) };
     case 'down': return { out: outputs(m.down(now, bytes(req.jid))) };
     case 'state': return { state: b64(m.state()) };
+    case 'snapshot': return { state: b64(m.snapshot()) };
+    case 'restore': m.restore(bytes(req.snapshot)); return {};
+    case 'restarted': return { n: m.restarted() };
     case 'release': machines.delete(req.id); idle.push(m); return {};
   }
   throw new Error(`unknown op ${JSON.stringify(req.op)}`);

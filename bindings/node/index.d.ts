@@ -77,7 +77,10 @@ export type Event =
   | { type: 'block'; owner: Text; jid: Text; blocked?: boolean }
   | { type: 'hide'; owner: Text; hidden?: boolean }
   | { type: 'limit'; burst: number; per: Duration }
-  | { type: 'state' };
+  | { type: 'state' }
+  | { type: 'snapshot' }
+  | { type: 'restore'; snapshot: Uint8Array }
+  | { type: 'restarted' };
 
 export type BatchResult = { outputs: Output[] } | { state: Uint8Array } | { error: LastseenError };
 
@@ -95,6 +98,12 @@ export class Machine {
   setProbeLimit(limit: { burst: number; per: Duration }): void;
   /** The deterministic encoding of everything the machine tracks. */
   state(): Uint8Array;
+  /** The durable state: versioned, checksummed bytes any engine can restore. */
+  snapshot(): Uint8Array;
+  /** Loads a snapshot; a damaged one throws code CORRUPT and changes nothing. */
+  restore(snapshot: Uint8Array): void;
+  /** The restart rule after restore; returns how many resources it took offline. */
+  restarted(): number;
   batch(events: Event[]): BatchResult[];
   /** A fresh, empty machine in the same instance; options replace the current ones. */
   reset(options?: Omit<MachineOptions, 'wasm'>): void;

@@ -15,6 +15,7 @@ export const ABI_VERSION = 1;
 const OP = {
   config: 1, client: 2, server: 3, close: 4, up: 5, down: 6,
   roster: 7, block: 8, hide: 9, limit: 10, state: 11,
+  snapshot: 12, restore: 13, restarted: 14,
 };
 
 // ABI.md §4: statuses.
@@ -28,7 +29,7 @@ const CODES = {
   1: 'BAD_INPUT', 2: 'MALFORMED', 3: 'RESTRICTED', 4: 'TOO_LARGE', 5: 'TOO_COMPLEX',
   6: 'NOT_PRESENCE', 7: 'UNKNOWN_TYPE', 8: 'INVALID_JID', 9: 'NO_FROM', 10: 'NO_TO',
   11: 'NOT_LOCAL', 12: 'SESSION', 13: 'NOT_DOMAIN', 14: 'NO_FACT_STORE', 15: 'CONFIG',
-  16: 'TOO_MANY_ENTITIES', 17: 'TOO_MANY_RESOURCES',
+  16: 'TOO_MANY_ENTITIES', 17: 'TOO_MANY_RESOURCES', 18: 'CORRUPT',
   32: 'NO_MACHINE', 33: 'PANIC', 34: 'OTHER',
 };
 
@@ -150,7 +151,8 @@ function encodeEvent(w, ev) {
     case 'block': w.str(ev.owner); w.str(ev.jid); w.u8(ev.blocked === false ? 0 : 1); break;
     case 'hide': w.str(ev.owner); w.u8(ev.hidden === false ? 0 : 1); break;
     case 'limit': w.i64(BigInt(ev.burst)); w.i64(duration(ev.per)); break;
-    case 'state': break;
+    case 'state': case 'snapshot': case 'restarted': break;
+    case 'restore': w.str(ev.snapshot); break;
   }
 }
 
@@ -329,6 +331,21 @@ export class Machine {
   setProbeLimit({ burst, per }) { this.#one({ type: 'limit', burst, per }); }
   /** The deterministic encoding of everything the machine tracks. */
   state() { return this.#one({ type: 'state' }).data; }
+  /**
+   * The durable state (ABI.md §5, snapshot): versioned, checksummed bytes
+   * that any engine, native Go, wazero or Node, can restore.
+   */
+  snapshot() { return this.#one({ type: 'snapshot' }).data; }
+  /** Loads a snapshot; a damaged one throws code CORRUPT and changes nothing. */
+  restore(snapshot) { this.#one({ type: 'restore', snapshot }); }
+  /**
+   * The restart rule, after restore: resources that were available become
+   * unavailable at the last change time. Returns how many.
+   */
+  restarted() {
+    const d = this.#one({ type: 'restarted' }).data;
+    return new DataView(d.buffer, d.byteOffset, d.byteLength).getUint32(0, true);
+  }
 
   /**
    * Runs many events in one call per buffer-full. Each event is
@@ -350,7 +367,7 @@ export class Machine {
         if (this.#enc.n > cap && j > i) { this.#enc.n = mark; break; }
       }
       for (const r of this.#send()) {
-        results.push(r.error ? { error: r.error } : events[results.length].type === 'state' ? { state: r.data } : { outputs: r.outputs });
+        results.push(r.error ? { error: r.error } : ['state', 'snapshot', 'restarted'].includes(events[results.length].type) ? { state: r.data } : { outputs: r.outputs });
       }
       i = j;
     }

@@ -48,6 +48,17 @@ type machine interface {
 	SetHidden(owner stanza.JID, hidden bool) error
 	SetProbeLimit(l core.RateLimit) error
 	AppendState(dst []byte) []byte
+	Snapshot(dst []byte) []byte
+	Restore(snapshot []byte) error
+	Restarted() int
+}
+
+// Durable is what every engine offers besides scenario.Engine: the durable
+// snapshot, in one format all engines read and write.
+type Durable interface {
+	Snapshot() ([]byte, error)
+	Restore(snapshot []byte) error
+	Restarted() (int, error)
 }
 
 type native struct{ m machine }
@@ -150,5 +161,14 @@ func (n *native) Down(now clock.Time, s string) ([][]byte, error) {
 }
 
 func (n *native) State() ([]byte, error) { return n.m.AppendState(nil), nil }
+
+// Snapshot implements Durable.
+func (n *native) Snapshot() ([]byte, error) { return n.m.Snapshot(nil), nil }
+
+// Restore implements Durable.
+func (n *native) Restore(snapshot []byte) error { return n.m.Restore(snapshot) }
+
+// Restarted implements Durable.
+func (n *native) Restarted() (int, error) { return n.m.Restarted(), nil }
 
 func (n *native) Release() error { return nil }

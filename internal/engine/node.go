@@ -127,6 +127,7 @@ type nodeRequest struct {
 	Sub     string   `json:"sub,omitempty"`
 	Burst   int      `json:"burst,omitempty"`
 	Per     string   `json:"per,omitempty"`
+	Snap    []byte   `json:"snapshot,omitempty"`
 }
 
 type nodeAnswer struct {
@@ -139,6 +140,7 @@ type nodeAnswer struct {
 		Stanza []byte `json:"stanza"`
 	} `json:"out"`
 	Error *NodeError `json:"error"`
+	N     int        `json:"n"`
 }
 
 // NodeError is an error the Node.js binding reported.
@@ -151,8 +153,11 @@ type NodeError struct {
 
 func (e *NodeError) Error() string { return e.Message }
 
-// Is makes errors.Is(err, core.ErrBadInput) true for refused input.
-func (e *NodeError) Is(target error) bool { return e.BadInput && target == core.ErrBadInput }
+// Is makes errors.Is(err, core.ErrBadInput) true for refused input, and
+// errors.Is(err, core.ErrCorrupt) true for a refused snapshot.
+func (e *NodeError) Is(target error) bool {
+	return e.BadInput && target == core.ErrBadInput || e.Code == "CORRUPT" && target == core.ErrCorrupt
+}
 
 func (h *NodeHost) call(req *nodeRequest) (*nodeAnswer, error) {
 	line, err := json.Marshal(req)
@@ -297,6 +302,29 @@ func (n *nodeEngine) State() ([]byte, error) {
 		return nil, err
 	}
 	return a.State, nil
+}
+
+// Snapshot implements Durable.
+func (n *nodeEngine) Snapshot() ([]byte, error) {
+	a, err := n.h.call(&nodeRequest{Op: "snapshot", ID: n.id})
+	if err != nil {
+		return nil, err
+	}
+	return a.State, nil
+}
+
+// Restore implements Durable.
+func (n *nodeEngine) Restore(snapshot []byte) error {
+	return n.fact(nodeRequest{Op: "restore", Snap: snapshot})
+}
+
+// Restarted implements Durable.
+func (n *nodeEngine) Restarted() (int, error) {
+	a, err := n.h.call(&nodeRequest{Op: "restarted", ID: n.id})
+	if err != nil {
+		return 0, err
+	}
+	return a.N, nil
 }
 
 func (n *nodeEngine) Release() error {

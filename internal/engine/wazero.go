@@ -165,4 +165,20 @@ func (w *wazeroEngine) Down(now clock.Time, s string) ([][]byte, error) {
 
 func (w *wazeroEngine) State() ([]byte, error) { return w.e.State() }
 
+// Snapshot implements Durable.
+func (w *wazeroEngine) Snapshot() ([]byte, error) { return w.e.SnapshotErr() }
+
+// Restore implements Durable.
+func (w *wazeroEngine) Restore(snapshot []byte) error { return w.e.Restore(snapshot) }
+
+// Restarted implements Durable.
+func (w *wazeroEngine) Restarted() (int, error) {
+	n := w.e.Restarted()
+	if n < 0 {
+		_, err := w.e.SnapshotErr()
+		return 0, err
+	}
+	return n, nil
+}
+
 func (w *wazeroEngine) Release() error { return w.e.Release(context.Background()) }

@@ -35,20 +35,23 @@ const (
 
 // Event op codes.
 const (
-	opConfig = 1
-	opClient = 2
-	opServer = 3
-	opClose  = 4
-	opUp     = 5
-	opDown   = 6
-	opRoster = 7
-	opBlock  = 8
-	opHide   = 9
-	opLimit  = 10
-	opState  = 11
+	opConfig    = 1
+	opClient    = 2
+	opServer    = 3
+	opClose     = 4
+	opUp        = 5
+	opDown      = 6
+	opRoster    = 7
+	opBlock     = 8
+	opHide      = 9
+	opLimit     = 10
+	opState     = 11
+	opSnapshot  = 12
+	opRestore   = 13
+	opRestarted = 14
 )
 
-var opNames = [...]string{"", "config", "client", "server", "close", "up", "down", "roster", "block", "hide", "limit", "state"}
+var opNames = [...]string{"", "config", "client", "server", "close", "up", "down", "roster", "block", "hide", "limit", "state", "snapshot", "restore", "restarted"}
 
 // Result codes: 0 is success, the others name the error's class. They map
 // one to one onto the core and stanza sentinels (ABI.md has the table).
@@ -71,6 +74,7 @@ const (
 	codeConfig           = 15
 	codeTooManyEntities  = 16
 	codeTooManyResources = 17
+	codeCorrupt          = 18
 	codeNoMachine        = 32 // an event other than config before the first config
 	codePanic            = 33 // the guest panicked handling the event
 	codeOther            = 34 // an error of no known class
@@ -97,6 +101,7 @@ var sentinels = [...]struct {
 	{core.ErrConfig, codeConfig},
 	{core.ErrTooManyEntities, codeTooManyEntities},
 	{core.ErrTooManyResources, codeTooManyResources},
+	{core.ErrCorrupt, codeCorrupt},
 }
 
 // Error detail kinds, so that a host can rebuild *stanza.SyntaxError and
@@ -260,6 +265,14 @@ func (g *guest) apply(ev *event) ([]core.Output, []byte, error) {
 		return nil, nil, m.SetBlock(owner, other, ev.flag != 0)
 	case opLimit:
 		return nil, nil, m.SetProbeLimit(core.RateLimit{Burst: int(ev.nums[0]), Per: time.Duration(ev.nums[1])})
+	case opSnapshot:
+		g.state = m.Snapshot(g.state[:0])
+		return nil, g.state, nil
+	case opRestore:
+		return nil, nil, m.Restore(ev.stanza)
+	case opRestarted:
+		g.state = binary.LittleEndian.AppendUint32(g.state[:0], uint32(m.Restarted()))
+		return nil, g.state, nil
 	default: // opState
 		g.state = m.AppendState(g.state[:0])
 		return nil, g.state, nil
@@ -471,7 +484,9 @@ func (d *decoder) event(ev *event) bool {
 	case opLimit:
 		ev.nums[0] = d.i64()
 		ev.nums[1] = d.i64()
-	case opState:
+	case opRestore:
+		ev.stanza = d.bytes()
+	case opState, opSnapshot, opRestarted:
 	default:
 		d.bad = true
 	}

@@ -180,3 +180,26 @@ test('dispose, the ABI version and the module path', () => {
   assert.equal(ABI_VERSION, 1);
   assert.match(wasmPath(), /lastseen\.wasm$/);
 });
+
+test('a snapshot restores in another machine; the restart rule takes sessions offline', () => {
+  const a = romeoOnline();
+  const snap = a.snapshot();
+  assert.equal(new TextDecoder().decode(snap.subarray(0, 4)), 'LSSN');
+  const b = new Machine({ served: ['montague.com'] });
+  b.restore(snap);
+  assert.deepEqual(b.snapshot(), snap);
+  assert.equal(b.restarted(), 1);
+  b.setRoster('romeo@montague.com', 'juliet@capulet.com', 'both');
+  const out = b.server(sec(3600), probe());
+  assert.equal(out.length, 1);
+  assert.match(out[0].stanza, /type='unavailable'.*<delay xmlns='urn:xmpp:delay' from='romeo@montague.com\/balcony' stamp='2000-01-01T00:00:00Z'\/>/);
+});
+
+test('a damaged snapshot throws CORRUPT and changes nothing', () => {
+  const a = romeoOnline();
+  const before = a.state();
+  const snap = a.snapshot();
+  snap[snap.length - 1] ^= 1;
+  assert.throws(() => a.restore(snap), (e) => e instanceof LastseenError && e.code === 'CORRUPT');
+  assert.deepEqual(a.state(), before);
+});
