@@ -38,6 +38,8 @@ import (
 //     unavailable as the model does, and a self-probe to the bare JID lists
 //     exactly the model's available resources; so no resource is both
 //     available and unavailable;
+//   - opt-out (P5): a self-probe of a user who ran hide never carries a
+//     top-level delay stamp;
 //   - probes change nothing (P6): AppendState is the same after them;
 //   - a Sharded machine fed the same inputs emits the same bytes and ends in
 //     the same state as a single Machine (with no entity cap, which Sharded
@@ -75,6 +77,7 @@ type fuzzRun struct {
 	journal [][]byte
 	avail   map[string]bool // normalised session → available, by the model
 	users   map[string]bool // normalised bare JIDs at served domains
+	hidden  map[string]bool // normalised bare JIDs that opted out (P5)
 	parser  stanza.Parser
 	out     stanza.Parser
 }
@@ -104,7 +107,7 @@ func runFuzzScript(t *testing.T, script *scenario.Script) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := &fuzzRun{t: t, m: m, plain: plain, sh: sh, avail: map[string]bool{}, users: map[string]bool{}}
+	r := &fuzzRun{t: t, m: m, plain: plain, sh: sh, avail: map[string]bool{}, users: map[string]bool{}, hidden: map[string]bool{}}
 	r.out.Limits.MaxBytes = 1 << 20
 	now := clock.Epoch2000
 	for i := range script.Lines {
@@ -147,6 +150,7 @@ func (r *fuzzRun) fact(l *scenario.Line) {
 			m.SetBlock(j[0], j[1], true)
 		case "hide":
 			m.SetHidden(j[0], true)
+			r.hidden[j[0].Bare().String()] = true
 		case "limit":
 			m.SetProbeLimit(core.RateLimit{Burst: l.N, Per: l.Per})
 		}
@@ -329,9 +333,10 @@ func wellFormed(b []byte) error {
 
 // reply is what the consistency checks read of a probe reply.
 type reply struct {
-	from string
-	typ  stanza.Type
-	raw  string
+	from  string
+	typ   stanza.Type
+	raw   string
+	delay bool // a top-level delay stamp
 }
 
 // probe sends a server probe and returns its outputs.
@@ -348,7 +353,11 @@ func (r *fuzzRun) probe(now clock.Time, from, to, id string) []reply {
 		if err := r.out.ParsePresence(o.Stanza, &p); err != nil {
 			r.t.Fatal(err)
 		}
-		res = append(res, reply{from: string(p.From.AppendValue(nil)), typ: p.Type, raw: string(o.Stanza)})
+		rep := reply{from: string(p.From.AppendValue(nil)), typ: p.Type, raw: string(o.Stanza)}
+		for i := range p.Children {
+			rep.delay = rep.delay || p.Children[i].IsDelay()
+		}
+		res = append(res, rep)
 	}
 	return res
 }
@@ -378,6 +387,11 @@ func (r *fuzzRun) check(now clock.Time, l *scenario.Line) {
 		got := r.probe(now, self, u, "b")
 		if len(got) == 0 {
 			continue // the user blocked themself (P1)
+		}
+		for _, g := range got {
+			if r.hidden[u] && g.delay {
+				t.Fatalf("after %s: %s opted out (hide) but a probe got a stamp: %s", l.Text, u, g.raw)
+			}
 		}
 		var modelAvail, listed []string
 		for _, s := range targets[1:] {
