@@ -2,12 +2,15 @@ package engine
 
 import (
 	"bytes"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	wazerohost "github.com/lastseen-xmpp/lastseen/bindings/go"
 	"github.com/lastseen-xmpp/lastseen/clock"
+	"github.com/lastseen-xmpp/lastseen/core"
 	"github.com/lastseen-xmpp/lastseen/internal/scenario"
 )
 
@@ -15,8 +18,10 @@ import (
 // are ignored) on the native core and on the WebAssembly module under
 // wazero in lockstep. After every fact the two must agree on whether it was
 // refused; after every input on the error text, on every output's kind,
-// address and bytes, and on the state encoding. The seeds are the scenario
-// corpus, so go test ./... runs them.
+// address and bytes, and on the state encoding. At the end each engine's
+// snapshot must be byte-identical, load in the other, and give the same
+// state after the restart rule on both. The seeds are the scenario corpus,
+// so go test ./... runs them.
 func FuzzNativeVsWazero(f *testing.F) {
 	for _, s := range diffFuzzSeeds(f) {
 		f.Add([]byte(s))
@@ -103,7 +108,44 @@ func FuzzNativeVsWazero(f *testing.F) {
 				}
 			}
 		}
+		crossRestore(t, native.(*nativeDetailed).m, wz.(*wazeroEngine).e)
 	})
+}
+
+// crossRestore checks that the two engines write the same snapshot, that
+// each loads the other's, and that the restart rule agrees.
+func crossRestore(t *testing.T, m *core.Machine, w *wazerohost.Engine) {
+	ns := m.Snapshot(nil)
+	ws, err := w.SnapshotErr()
+	if err != nil {
+		t.Fatalf("wazero snapshot: %v", err)
+	}
+	if !bytes.Equal(ns, ws) {
+		t.Fatalf("snapshots differ:\n  native %x\n  wazero %x", ns, ws)
+	}
+	if err := m.Restore(ws); err != nil {
+		t.Fatalf("native does not load wazero's snapshot: %v", err)
+	}
+	if err := w.Restore(ns); err != nil {
+		t.Fatalf("wazero does not load native's snapshot: %v", err)
+	}
+	if a, b := m.Restarted(), w.Restarted(); a != b {
+		t.Fatalf("restart rule took %d offline on native, %d on wazero", a, b)
+	}
+	ws, err = w.SnapshotErr()
+	if err != nil || !bytes.Equal(m.Snapshot(nil), ws) {
+		t.Fatalf("after the restart rule snapshots differ (%v)", err)
+	}
+	// A damaged snapshot is refused by both, and changes neither.
+	bad := append([]byte(nil), ns...)
+	bad[len(bad)/2] ^= 0x08
+	before := m.AppendState(nil)
+	if err1, err2 := m.Restore(bad), w.Restore(bad); !errors.Is(err1, core.ErrCorrupt) || !errors.Is(err2, core.ErrCorrupt) {
+		t.Fatalf("damaged snapshot: native %v, wazero %v; want ErrCorrupt from both", err1, err2)
+	}
+	if ws, _ := w.State(); !bytes.Equal(before, m.AppendState(nil)) || !bytes.Equal(before, ws) {
+		t.Fatal("a refused snapshot changed an engine")
+	}
 }
 
 // diffFuzzSeeds returns the scenario files without their expect lines.
