@@ -58,7 +58,8 @@
 // Options.ManualSync and call Sync once per batch, before sending the
 // batch's outputs: one fsync then covers the whole batch (group commit).
 // Compaction writes the whole state, so its cost grows with the number of
-// users; CompactEvery trades journal length (and so start-up replay time)
+// users; CompactEvery and CompactBytes trade journal length (and so
+// start-up replay time and memory, since Open reads the journal whole)
 // against how often that happens.
 //
 // What is not stored: roster, blocking and opt-out facts (the host's own
@@ -92,9 +93,16 @@ const (
 	frameHeader   = 8
 )
 
-// DefaultCompactEvery is how many journal records the store writes before
-// it compacts, when Options.CompactEvery is zero.
-const DefaultCompactEvery = 10000
+// Defaults for Options fields left zero.
+const (
+	// DefaultCompactEvery is how many journal records the store writes
+	// before it compacts.
+	DefaultCompactEvery = 10000
+	// DefaultCompactBytes is how long the journal may grow before the
+	// store compacts, whatever the number of records: Open reads the
+	// journal whole.
+	DefaultCompactBytes = 64 << 20
+)
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
@@ -114,6 +122,10 @@ type Options struct {
 	// CompactEvery is how many journal records are written between two
 	// compactions; zero means DefaultCompactEvery.
 	CompactEvery int
+	// CompactBytes is the journal length, in bytes, past which the store
+	// compacts even before CompactEvery records; zero means
+	// DefaultCompactBytes.
+	CompactBytes int
 	// ManualSync defers the journal write of each call until Sync: the
 	// host batches several calls, then calls Sync once before sending any
 	// of their outputs (group commit). Outputs alias the machine's buffers
@@ -139,6 +151,7 @@ type Durable struct {
 	journal  *os.File
 	gen      uint64
 	records  int    // records in the current journal, written or pending
+	size     int    // bytes in the current journal, written or pending
 	pending  []byte // frames not yet written (ManualSync)
 	err      error
 	recovery Recovery
@@ -150,6 +163,9 @@ type Durable struct {
 func Open(dir string, cfg core.Config, opts Options) (*Durable, error) {
 	if opts.CompactEvery <= 0 {
 		opts.CompactEvery = DefaultCompactEvery
+	}
+	if opts.CompactBytes <= 0 {
+		opts.CompactBytes = DefaultCompactBytes
 	}
 	cfg.Journal = true
 	m, err := core.New(cfg)
@@ -388,13 +404,15 @@ func (d *Durable) persist(out []core.Output, err error) ([]core.Output, error) {
 	if len(recs) == 0 {
 		return out, nil
 	}
+	n := len(d.pending)
 	for _, r := range recs {
 		d.pending = binary.BigEndian.AppendUint32(d.pending, uint32(len(r)))
 		d.pending = binary.BigEndian.AppendUint32(d.pending, crc32.Checksum(r, castagnoli))
 		d.pending = append(d.pending, r...)
 	}
 	d.records += len(recs)
-	if d.records >= d.opts.CompactEvery {
+	d.size += len(d.pending) - n
+	if d.records >= d.opts.CompactEvery || d.size >= d.opts.CompactBytes {
 		// The new snapshot covers the pending frames too.
 		if err := d.compact(); err != nil {
 			return nil, err
@@ -472,7 +490,7 @@ func (d *Durable) compact() error {
 		d.journal.Close()
 		os.Remove(filepath.Join(d.dir, journalName(d.gen)))
 	}
-	d.journal, d.gen, d.records, d.pending = j, gen, 0, d.pending[:0]
+	d.journal, d.gen, d.records, d.size, d.pending = j, gen, 0, 0, d.pending[:0]
 	return nil
 }
 

@@ -391,3 +391,22 @@ func TestFailedWriteIsSticky(t *testing.T) {
 	}
 	d.lock.Close()
 }
+
+func TestCompactBytes(t *testing.T) {
+	dir := t.TempDir()
+	d := open(t, dir, Options{CompactBytes: 1000})
+	defer d.Shutdown()
+	romeo := stanza.MustParse("romeo@montague.com/balcony")
+	gen := d.gen
+	for i := 0; i < 40; i++ {
+		if _, err := d.Client(clock.Epoch2000, romeo, []byte(fmt.Sprintf(`<presence><status>%d %s</status></presence>`, i, strings.Repeat("x", 100)))); err != nil {
+			t.Fatal(err)
+		}
+		if fi, _ := os.Stat(journalFile(t, dir)); fi.Size() >= 1000 {
+			t.Fatalf("journal grew to %d bytes past CompactBytes", fi.Size())
+		}
+	}
+	if d.gen == gen {
+		t.Error("never compacted")
+	}
+}
