@@ -60,5 +60,12 @@
 //
 // The host stays responsible for what the machine cannot see: authenticating
 // sessions, verifying the from of server stanzas, routing, and storing
-// rosters and block lists.
+// rosters and block lists. THREATS.md at the repository root is the threat
+// model.
+//
+// To keep presence history across restarts, use package store (an fsynced
+// journal plus snapshots), or persist yourself: set Config.Journal, save
+// Records after each call before sending its outputs, write Snapshot now
+// and then, and on start-up call Restore, ApplyRecord for each record, then
+// Restarted.
 package core
