@@ -316,7 +316,7 @@ func withNode(cells []Cell, cfg runConfig) ([]Cell, error) {
 		if !ok {
 			return nil, fmt.Errorf("node: no result for %s", c.Workload)
 		}
-		c.NsOp, c.Samples, c.Batched = r.NsOp, r.Samples, true
+		c.NsOp, c.Samples, c.WallNsOp, c.Wall, c.Batched = r.NsOp, r.Samples, r.WallNsOp, r.Wall, true
 	}
 	return cells, nil
 }

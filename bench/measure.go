@@ -4,19 +4,26 @@ import (
 	"fmt"
 	"runtime"
 	"slices"
+	"syscall"
 	"time"
 )
 
 // Cell is the measurement of one workload on one contender.
 type Cell struct {
-	Workload string    `json:"workload"`
-	Impl     string    `json:"impl"`
-	Peer     bool      `json:"peer"`
-	Missing  string    `json:"missing,omitempty"` // why it did not run
-	Batched  bool      `json:"batched,omitempty"`
-	External bool      `json:"external,omitempty"` // measured in another process: no allocation figures
-	NsOp     float64   `json:"ns_per_op"`          // median over samples
+	Workload string `json:"workload"`
+	Impl     string `json:"impl"`
+	Peer     bool   `json:"peer"`
+	Missing  string `json:"missing,omitempty"` // why it did not run
+	Batched  bool   `json:"batched,omitempty"`
+	External bool   `json:"external,omitempty"` // measured in another process: no allocation figures
+	// NsOp is the median over samples of the process CPU time per
+	// operation (user + system, all threads: GC workers included). Unlike
+	// wall time it does not count time spent waiting for a CPU that other
+	// work on a shared machine holds. WallNsOp is the wall-clock median.
+	NsOp     float64   `json:"ns_per_op"`
 	Samples  []float64 `json:"samples_ns_per_op,omitempty"`
+	WallNsOp float64   `json:"wall_ns_per_op"`
+	Wall     []float64 `json:"wall_samples_ns_per_op,omitempty"`
 	AllocsOp float64   `json:"allocs_per_op"`
 	BytesOp  float64   `json:"bytes_per_op"`
 	OutPerOp int       `json:"stanzas_out_per_op"`
@@ -44,9 +51,27 @@ func median(xs []float64) float64 {
 
 // timed runs n operations and returns the elapsed time.
 func timed(in *instance, n int) (time.Duration, error) {
+	wall, _, err := timedCPU(in, n)
+	return wall, err
+}
+
+// timedCPU runs n operations and returns the elapsed wall and process CPU
+// time.
+func timedCPU(in *instance, n int) (wall, cpu time.Duration, err error) {
+	c0 := cpuTime()
 	start := time.Now()
-	err := in.run(n)
-	return time.Since(start), err
+	err = in.run(n)
+	wall = time.Since(start)
+	return wall, cpuTime() - c0, err
+}
+
+// cpuTime is the CPU time this process has used, user and system.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // calibrate finds how many operations fill about d.
@@ -123,15 +148,17 @@ func measureWorkload(w *Workload, cs []Contender, cfg runConfig) ([]Cell, error)
 				continue
 			}
 			runtime.GC()
-			el, err := timed(in, ns[i])
+			wall, cpu, err := timedCPU(in, ns[i])
 			if err != nil {
 				return nil, fmt.Errorf("%s on %s: %w", w.Name, cs[i].Name, err)
 			}
-			cells[i].Samples = append(cells[i].Samples, float64(el.Nanoseconds())/float64(ns[i]))
+			cells[i].Samples = append(cells[i].Samples, float64(cpu.Nanoseconds())/float64(ns[i]))
+			cells[i].Wall = append(cells[i].Wall, float64(wall.Nanoseconds())/float64(ns[i]))
 		}
 	}
 	for i := range cells {
 		cells[i].NsOp = median(cells[i].Samples)
+		cells[i].WallNsOp = median(cells[i].Wall)
 	}
 	return cells, nil
 }

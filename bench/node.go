@@ -105,9 +105,11 @@ type nodeRequest struct {
 }
 
 type nodeResult struct {
-	Name    string    `json:"name"`
-	NsOp    float64   `json:"ns_per_op"`
-	Samples []float64 `json:"samples"`
+	Name     string    `json:"name"`
+	NsOp     float64   `json:"ns_per_op"` // process CPU time
+	Samples  []float64 `json:"samples"`
+	WallNsOp float64   `json:"wall_ns_per_op"`
+	Wall     []float64 `json:"wall"`
 	// With Check: the stanzas of four single operations, then of a probe
 	// for the workload's user (see step in peers_test.go).
 	Ops   [][]string `json:"ops"`
