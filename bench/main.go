@@ -44,8 +44,8 @@ type runConfig struct {
 
 func defaultConfig(quick bool) runConfig {
 	if quick {
-		return runConfig{quick: true, samples: 3, sample: 10 * time.Millisecond, memUsers: 100_000, peerMemUsers: 10_000,
-			parUsers: 1024, parDur: 250 * time.Millisecond, parRuns: 2}
+		return runConfig{quick: true, samples: 3, sample: 8 * time.Millisecond, memUsers: 100_000, peerMemUsers: 10_000,
+			parUsers: 1024, parDur: 150 * time.Millisecond, parRuns: 2}
 	}
 	return runConfig{samples: 7, sample: 40 * time.Millisecond, memUsers: 1_000_000, peerMemUsers: 50_000,
 		parUsers: 4096, parDur: time.Second, parRuns: 3}
