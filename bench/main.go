@@ -48,7 +48,7 @@ func defaultConfig(quick bool) runConfig {
 			parUsers: 1024, parDur: 150 * time.Millisecond, parRuns: 2}
 	}
 	return runConfig{samples: 7, sample: 40 * time.Millisecond, memUsers: 1_000_000, peerMemUsers: 50_000,
-		parUsers: 4096, parDur: time.Second, parRuns: 3}
+		parUsers: 4096, parDur: 600 * time.Millisecond, parRuns: 5}
 }
 
 func main() {

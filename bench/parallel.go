@@ -128,8 +128,8 @@ func runUsers(us []parUser, g int, d time.Duration, h parHost) (float64, error) 
 }
 
 // measureParallel compares core.Sharded with GOMAXPROCS=1 and one
-// goroutine against GOMAXPROCS=NumCPU and NumCPU goroutines, alternating
-// the two runs times and taking medians.
+// goroutine against GOMAXPROCS=NumCPU and NumCPU goroutines, back to back,
+// runs times; the speedup is the median of the paired ratios.
 func measureParallel(users int, d time.Duration, runs int) (ParResult, error) {
 	cores := runtime.NumCPU()
 	r := ParResult{Cores: cores, Users: users, Seconds: d.Seconds()}
@@ -199,17 +199,26 @@ func measureParallel(users int, d time.Duration, runs int) (ParResult, error) {
 		}
 	}
 	r.OpenOne, r.OpenAll = median(openOne), median(openAll)
-	if r.OpenOne > 0 {
-		r.OpenSpeedup = r.OpenAll / r.OpenOne
-	}
+	r.OpenSpeedup = pairedSpeedup(openOne, openAll)
 	runtime.GOMAXPROCS(1)
 	runtime.GC()
 	if r.Machine, err = runUsers(us, 1, d, machineHost{m}); err != nil {
 		return r, err
 	}
 	r.OneCore, r.AllCores = median(r.OneRuns), median(r.AllRuns)
-	if r.OneCore > 0 {
-		r.Speedup = r.AllCores / r.OneCore
-	}
+	r.Speedup = pairedSpeedup(r.OneRuns, r.AllRuns)
 	return r, nil
+}
+
+// pairedSpeedup is the median of the all-cores/one-core ratios of runs
+// made back to back, which drift on a shared machine affects less than the
+// ratio of the two medians.
+func pairedSpeedup(one, all []float64) float64 {
+	var rs []float64
+	for i := range min(len(one), len(all)) {
+		if one[i] > 0 {
+			rs = append(rs, all[i]/one[i])
+		}
+	}
+	return median(rs)
 }

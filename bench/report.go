@@ -216,7 +216,7 @@ func (r *Results) parRows() [][]string {
 		{"run", "goroutines", "stanzas/s (median)", "runs"},
 		{"Sharded, GOMAXPROCS=1", "1", fmtRate(p.OneCore), joinRates(p.OneRuns)},
 		{fmt.Sprintf("Sharded, GOMAXPROCS=%d", p.Cores), fmt.Sprint(p.Cores), fmtRate(p.AllCores), joinRates(p.AllRuns)},
-		{"speedup", "", fmt.Sprintf("%.2f×", p.Speedup), ""},
+		{"speedup (median of paired runs)", "", fmt.Sprintf("%.2f×", p.Speedup), ""},
 		{"bare Machine, GOMAXPROCS=1", "1", fmtRate(p.Machine), ""},
 		{"diagnostic: Sharded with a lock-free Authorizer, 1 core", "1", fmtRate(p.OpenOne), ""},
 		{fmt.Sprintf("diagnostic: the same, %d cores", p.Cores), fmt.Sprint(p.Cores), fmtRate(p.OpenAll), fmt.Sprintf("speedup %.2f×", p.OpenSpeedup)},
