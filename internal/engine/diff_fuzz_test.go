@@ -43,7 +43,7 @@ func FuzzNativeVsWazero(f *testing.F) {
 		if len(served) == 0 {
 			served = []string{"montague.com"}
 		}
-		native, nerr := newNativeDetailed(served)
+		native, nerr := Native()(served)
 		wz, werr := Wazero()(served)
 		if (nerr == nil) != (werr == nil) {
 			t.Fatalf("serve %v: native %v, wazero %v", served, nerr, werr)
@@ -108,7 +108,7 @@ func FuzzNativeVsWazero(f *testing.F) {
 				}
 			}
 		}
-		crossRestore(t, native.(*nativeDetailed).m, wz.(*wazeroEngine).e)
+		crossRestore(t, native.(*hosted).m.(*core.Machine), wz.(*hosted).m.(*wazerohost.Engine))
 	})
 }
 

@@ -22,7 +22,6 @@ import (
 	"github.com/lastseen-xmpp/lastseen/clock"
 	"github.com/lastseen-xmpp/lastseen/core"
 	"github.com/lastseen-xmpp/lastseen/internal/scenario"
-	"github.com/lastseen-xmpp/lastseen/stanza"
 )
 
 // moduleRoot is the directory of the lastseen go.mod above the test.
@@ -143,117 +142,6 @@ type detailed interface {
 	lastOutputs() []core.Output
 }
 
-// nativeDetailed is the native core behind the same host-side JID parsing
-// as the other adapters, keeping its outputs' kinds and addresses.
-type nativeDetailed struct {
-	m    *core.Machine
-	last []core.Output
-}
-
-func newNativeDetailed(served []string) (scenario.Engine, error) {
-	m, err := core.New(core.Config{Served: served})
-	if err != nil {
-		return nil, err
-	}
-	return &nativeDetailed{m: m}, nil
-}
-
-func (n *nativeDetailed) record(out []core.Output, err error) ([][]byte, error) {
-	n.last = nil
-	if err != nil {
-		return nil, err
-	}
-	res := make([][]byte, len(out))
-	for i, o := range out {
-		o.To = bytes.Clone(o.To)
-		o.Stanza = bytes.Clone(o.Stanza)
-		n.last = append(n.last, o)
-		res[i] = o.Stanza
-	}
-	return res, nil
-}
-
-func (n *nativeDetailed) lastOutputs() []core.Output { return n.last }
-
-func (n *nativeDetailed) Roster(owner, contact, sub string) error {
-	o, err := stanza.Parse(owner)
-	if err != nil {
-		return err
-	}
-	c, err := stanza.Parse(contact)
-	if err != nil {
-		return err
-	}
-	s, ok := core.ParseSubscription(sub)
-	if !ok {
-		return &core.InputError{Event: "roster", Err: core.ErrConfig}
-	}
-	return n.m.SetRoster(o, c, s)
-}
-
-func (n *nativeDetailed) Block(owner, jid string) error {
-	o, err := stanza.Parse(owner)
-	if err != nil {
-		return err
-	}
-	j, err := stanza.Parse(jid)
-	if err != nil {
-		return err
-	}
-	return n.m.SetBlock(o, j, true)
-}
-
-func (n *nativeDetailed) Hide(owner string) error {
-	o, err := stanza.Parse(owner)
-	if err != nil {
-		return err
-	}
-	return n.m.SetHidden(o, true)
-}
-
-func (n *nativeDetailed) Limit(burst int, per time.Duration) error {
-	return n.m.SetProbeLimit(core.RateLimit{Burst: burst, Per: per})
-}
-
-func (n *nativeDetailed) Client(now clock.Time, s string, xml []byte) ([][]byte, error) {
-	j, err := parseInput("client", s)
-	if err != nil {
-		return n.record(nil, err)
-	}
-	return n.record(n.m.Client(now, j, xml))
-}
-
-func (n *nativeDetailed) Server(now clock.Time, xml []byte) ([][]byte, error) {
-	return n.record(n.m.Server(now, xml))
-}
-
-func (n *nativeDetailed) Close(now clock.Time, s string) ([][]byte, error) {
-	j, err := parseInput("close", s)
-	if err != nil {
-		return n.record(nil, err)
-	}
-	return n.record(n.m.Close(now, j))
-}
-
-func (n *nativeDetailed) Up(now clock.Time, s string) ([][]byte, error) {
-	j, err := parseInput("up", s)
-	if err != nil {
-		return n.record(nil, err)
-	}
-	return n.record(n.m.Up(now, j))
-}
-
-func (n *nativeDetailed) Down(now clock.Time, s string) ([][]byte, error) {
-	j, err := parseInput("down", s)
-	if err != nil {
-		return n.record(nil, err)
-	}
-	return n.record(n.m.Down(now, j))
-}
-
-func (n *nativeDetailed) State() ([]byte, error) { return n.m.AppendState(nil), nil }
-func (n *nativeDetailed) Release() error         { return nil }
-
 // lockstep drives the three engines with the same calls and fails on the
 // first difference.
 type lockstep struct {
@@ -269,7 +157,7 @@ func newLockstep(t testing.TB, served []string) *lockstep {
 		name string
 		f    scenario.Factory
 	}{
-		{"native", newNativeDetailed},
+		{"native", Native()},
 		{"wazero", Wazero()},
 		{"node", nodeFactory(t)},
 	} {

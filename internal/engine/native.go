@@ -4,6 +4,7 @@
 package engine
 
 import (
+	"bytes"
 	"time"
 
 	"github.com/lastseen-xmpp/lastseen/clock"
@@ -19,7 +20,7 @@ func Native() scenario.Factory {
 		if err != nil {
 			return nil, err
 		}
-		return &native{m: m}, nil
+		return &hosted{m: m}, nil
 	}
 }
 
@@ -32,7 +33,7 @@ func Sharded(n int) scenario.Factory {
 		if err != nil {
 			return nil, err
 		}
-		return &native{m: m}, nil
+		return &hosted{m: m}, nil
 	}
 }
 
@@ -61,20 +62,34 @@ type Durable interface {
 	Restarted() (int, error)
 }
 
-type native struct{ m machine }
+// hosted adapts any machine (the Go core, its sharded wrapper, or the WASM
+// module under wazero, whose API is the core's) to scenario.Engine. JIDs are
+// parsed on the host, as a Go server would; the outputs of the last input are
+// kept with their kinds and addresses for the differential tests.
+type hosted struct {
+	m       machine
+	last    []core.Output
+	release func() error // nil when there is nothing to free
+}
 
-func outputs(out []core.Output, err error) ([][]byte, error) {
+func (n *hosted) record(out []core.Output, err error) ([][]byte, error) {
+	n.last = nil
 	if err != nil {
 		return nil, err
 	}
 	res := make([][]byte, len(out))
 	for i, o := range out {
-		res[i] = append([]byte(nil), o.Stanza...)
+		// A Machine's outputs alias its buffer until its next call.
+		o.To, o.Stanza = bytes.Clone(o.To), bytes.Clone(o.Stanza)
+		n.last = append(n.last, o)
+		res[i] = o.Stanza
 	}
 	return res, nil
 }
 
-func (n *native) Roster(owner, contact, sub string) error {
+func (n *hosted) lastOutputs() []core.Output { return n.last }
+
+func (n *hosted) Roster(owner, contact, sub string) error {
 	o, err := stanza.Parse(owner)
 	if err != nil {
 		return err
@@ -90,7 +105,7 @@ func (n *native) Roster(owner, contact, sub string) error {
 	return n.m.SetRoster(o, c, s)
 }
 
-func (n *native) Block(owner, jid string) error {
+func (n *hosted) Block(owner, jid string) error {
 	o, err := stanza.Parse(owner)
 	if err != nil {
 		return err
@@ -102,7 +117,7 @@ func (n *native) Block(owner, jid string) error {
 	return n.m.SetBlock(o, j, true)
 }
 
-func (n *native) Hide(owner string) error {
+func (n *hosted) Hide(owner string) error {
 	o, err := stanza.Parse(owner)
 	if err != nil {
 		return err
@@ -110,65 +125,73 @@ func (n *native) Hide(owner string) error {
 	return n.m.SetHidden(o, true)
 }
 
-func (n *native) Limit(burst int, per time.Duration) error {
+func (n *hosted) Limit(burst int, per time.Duration) error {
 	return n.m.SetProbeLimit(core.RateLimit{Burst: burst, Per: per})
 }
 
-// session parses a session JID; a JID that does not parse is reported the
-// way the machine reports bad input.
-func session(event, s string) (stanza.JID, error) {
+// withJID parses an input line's JID, reporting one that does not parse the
+// way the machine reports bad input, then makes the call.
+func (n *hosted) withJID(event, s string, call func(stanza.JID) ([]core.Output, error)) ([][]byte, error) {
 	j, err := stanza.Parse(s)
 	if err != nil {
-		return j, &core.InputError{Event: event, Err: err}
+		return n.record(nil, &core.InputError{Event: event, Err: err})
 	}
-	return j, nil
+	return n.record(call(j))
 }
 
-func (n *native) Client(now clock.Time, s string, xml []byte) ([][]byte, error) {
-	j, err := session("client", s)
-	if err != nil {
-		return nil, err
+func (n *hosted) Client(now clock.Time, s string, xml []byte) ([][]byte, error) {
+	return n.withJID("client", s, func(j stanza.JID) ([]core.Output, error) { return n.m.Client(now, j, xml) })
+}
+
+func (n *hosted) Server(now clock.Time, xml []byte) ([][]byte, error) {
+	return n.record(n.m.Server(now, xml))
+}
+
+func (n *hosted) Close(now clock.Time, s string) ([][]byte, error) {
+	return n.withJID("close", s, func(j stanza.JID) ([]core.Output, error) { return n.m.Close(now, j) })
+}
+
+func (n *hosted) Up(now clock.Time, s string) ([][]byte, error) {
+	return n.withJID("up", s, func(j stanza.JID) ([]core.Output, error) { return n.m.Up(now, j) })
+}
+
+func (n *hosted) Down(now clock.Time, s string) ([][]byte, error) {
+	return n.withJID("down", s, func(j stanza.JID) ([]core.Output, error) { return n.m.Down(now, j) })
+}
+
+// State returns the machine's state encoding; a machine that can fail to
+// answer (the WASM engine) says why.
+func (n *hosted) State() ([]byte, error) {
+	if e, ok := n.m.(interface{ State() ([]byte, error) }); ok {
+		return e.State()
 	}
-	return outputs(n.m.Client(now, j, xml))
+	return n.m.AppendState(nil), nil
 }
-
-func (n *native) Server(now clock.Time, xml []byte) ([][]byte, error) {
-	return outputs(n.m.Server(now, xml))
-}
-
-func (n *native) Close(now clock.Time, s string) ([][]byte, error) {
-	j, err := session("close", s)
-	if err != nil {
-		return nil, err
-	}
-	return outputs(n.m.Close(now, j))
-}
-
-func (n *native) Up(now clock.Time, s string) ([][]byte, error) {
-	j, err := session("up", s)
-	if err != nil {
-		return nil, err
-	}
-	return outputs(n.m.Up(now, j))
-}
-
-func (n *native) Down(now clock.Time, s string) ([][]byte, error) {
-	j, err := session("down", s)
-	if err != nil {
-		return nil, err
-	}
-	return outputs(n.m.Down(now, j))
-}
-
-func (n *native) State() ([]byte, error) { return n.m.AppendState(nil), nil }
 
 // Snapshot implements Durable.
-func (n *native) Snapshot() ([]byte, error) { return n.m.Snapshot(nil), nil }
+func (n *hosted) Snapshot() ([]byte, error) {
+	if e, ok := n.m.(interface{ SnapshotErr() ([]byte, error) }); ok {
+		return e.SnapshotErr()
+	}
+	return n.m.Snapshot(nil), nil
+}
 
 // Restore implements Durable.
-func (n *native) Restore(snapshot []byte) error { return n.m.Restore(snapshot) }
+func (n *hosted) Restore(snapshot []byte) error { return n.m.Restore(snapshot) }
 
 // Restarted implements Durable.
-func (n *native) Restarted() (int, error) { return n.m.Restarted(), nil }
+func (n *hosted) Restarted() (int, error) {
+	c := n.m.Restarted()
+	if c < 0 { // the WASM engine could not answer
+		_, err := n.Snapshot()
+		return 0, err
+	}
+	return c, nil
+}
 
-func (n *native) Release() error { return nil }
+func (n *hosted) Release() error {
+	if n.release == nil {
+		return nil
+	}
+	return n.release()
+}
