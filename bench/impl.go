@@ -75,11 +75,24 @@ func contenders() []Contender {
 	return cs
 }
 
-// native drives a core.Machine directly, as a Go host would.
-type native struct {
-	m        *core.Machine
+// goMachine is the method set that core.Machine, core.Sharded and the
+// wazero engine (whose API is core's) share, as far as the bench uses it.
+type goMachine interface {
+	SetRoster(owner, contact stanza.JID, sub core.Subscription) error
+	SetProbeLimit(l core.RateLimit) error
+	Up(now clock.Time, jid stanza.JID) ([]core.Output, error)
+	Client(now clock.Time, session stanza.JID, raw []byte) ([]core.Output, error)
+	Server(now clock.Time, raw []byte) ([]core.Output, error)
+}
+
+// goHost drives a goMachine directly, as a Go host would: core.Machine
+// (native), core.Sharded from one goroutine (its cost over native is the
+// locking and the output copies), or the wazero engine.
+type goHost struct {
+	m        goMachine
 	sessions []stanza.JID
 	out      []core.Output
+	release  func() error // nil when there is nothing to free
 }
 
 func newNative(served []string) (Impl, error) {
@@ -87,64 +100,7 @@ func newNative(served []string) (Impl, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &native{m: m}, nil
-}
-
-func (n *native) Roster(owner, contact string) error {
-	o, err := stanza.Parse(owner)
-	if err != nil {
-		return err
-	}
-	c, err := stanza.Parse(contact)
-	if err != nil {
-		return err
-	}
-	return n.m.SetRoster(o, c, core.SubBoth)
-}
-
-func (n *native) Limit(burst int, per time.Duration) error {
-	return n.m.SetProbeLimit(core.RateLimit{Burst: burst, Per: per})
-}
-
-func (n *native) Up(now clock.Time, domain string) error {
-	d, err := stanza.Parse(domain)
-	if err != nil {
-		return err
-	}
-	_, err = n.m.Up(now, d)
-	return err
-}
-
-func (n *native) Session(full string) (int, error) {
-	j, err := stanza.Parse(full)
-	if err != nil {
-		return 0, err
-	}
-	n.sessions = append(n.sessions, j)
-	return len(n.sessions) - 1, nil
-}
-
-func (n *native) Client(now clock.Time, s int, raw []byte) (int, error) {
-	out, err := n.m.Client(now, n.sessions[s], raw)
-	n.out = out
-	return len(out), err
-}
-
-func (n *native) Server(now clock.Time, raw []byte) (int, error) {
-	out, err := n.m.Server(now, raw)
-	n.out = out
-	return len(out), err
-}
-
-func (n *native) Output(i int) []byte { return n.out[i].Stanza }
-func (n *native) Release() error      { return nil }
-
-// sharded drives core.Sharded, the goroutine-safe wrapper, from one
-// goroutine: its cost over native is the locking and the output copies.
-type sharded struct {
-	m        *core.Sharded
-	sessions []stanza.JID
-	out      []core.Output
+	return &goHost{m: m}, nil
 }
 
 func newSharded(served []string) (Impl, error) {
@@ -152,10 +108,10 @@ func newSharded(served []string) (Impl, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &sharded{m: m}, nil
+	return &goHost{m: m}, nil
 }
 
-func (n *sharded) Roster(owner, contact string) error {
+func (n *goHost) Roster(owner, contact string) error {
 	o, err := stanza.Parse(owner)
 	if err != nil {
 		return err
@@ -167,11 +123,11 @@ func (n *sharded) Roster(owner, contact string) error {
 	return n.m.SetRoster(o, c, core.SubBoth)
 }
 
-func (n *sharded) Limit(burst int, per time.Duration) error {
+func (n *goHost) Limit(burst int, per time.Duration) error {
 	return n.m.SetProbeLimit(core.RateLimit{Burst: burst, Per: per})
 }
 
-func (n *sharded) Up(now clock.Time, domain string) error {
+func (n *goHost) Up(now clock.Time, domain string) error {
 	d, err := stanza.Parse(domain)
 	if err != nil {
 		return err
@@ -180,7 +136,7 @@ func (n *sharded) Up(now clock.Time, domain string) error {
 	return err
 }
 
-func (n *sharded) Session(full string) (int, error) {
+func (n *goHost) Session(full string) (int, error) {
 	j, err := stanza.Parse(full)
 	if err != nil {
 		return 0, err
@@ -189,19 +145,25 @@ func (n *sharded) Session(full string) (int, error) {
 	return len(n.sessions) - 1, nil
 }
 
-func (n *sharded) Client(now clock.Time, s int, raw []byte) (int, error) {
+func (n *goHost) Client(now clock.Time, s int, raw []byte) (int, error) {
 	out, err := n.m.Client(now, n.sessions[s], raw)
 	n.out = out
 	return len(out), err
 }
 
-func (n *sharded) Server(now clock.Time, raw []byte) (int, error) {
+func (n *goHost) Server(now clock.Time, raw []byte) (int, error) {
 	out, err := n.m.Server(now, raw)
 	n.out = out
 	return len(out), err
 }
 
-func (n *sharded) Output(i int) []byte { return n.out[i].Stanza }
-func (n *sharded) Release() error      { return nil }
+func (n *goHost) Output(i int) []byte { return n.out[i].Stanza }
+
+func (n *goHost) Release() error {
+	if n.release == nil {
+		return nil
+	}
+	return n.release()
+}
 
 var errNotPresence = errors.New("not a presence stanza")

@@ -27,8 +27,7 @@ type MemResult struct {
 // the user goes offline.
 type sessionDropper interface{ dropSessions() }
 
-func (n *native) dropSessions()      { n.sessions = nil }
-func (n *sharded) dropSessions()     { n.sessions = nil }
+func (n *goHost) dropSessions()      { n.sessions = nil }
 func (p *peerBase) dropSessions()    { p.sessions = nil }
 func (p *melliumPeer) dropSessions() { p.jids = nil; p.sessions = nil }
 

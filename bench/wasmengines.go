@@ -9,12 +9,10 @@ package main
 import (
 	"context"
 	"fmt"
-	"time"
 
 	wazerohost "github.com/lastseen-xmpp/lastseen/bindings/go"
 	"github.com/lastseen-xmpp/lastseen/clock"
 	"github.com/lastseen-xmpp/lastseen/core"
-	"github.com/lastseen-xmpp/lastseen/stanza"
 )
 
 func wasmContenders() []Contender {
@@ -26,12 +24,11 @@ func wasmContenders() []Contender {
 }
 
 // wazeroImpl drives a wazerohost.Engine: single calls for Client and
-// Server, the batch call (Batcher) when the bench measures.
+// Server through goHost, the batch call (Batcher) when the bench measures.
 type wazeroImpl struct {
-	e        *wazerohost.Engine
-	sessions []stanza.JID
-	out      []core.Output
-	events   []wazerohost.Event
+	goHost
+	e      *wazerohost.Engine
+	events []wazerohost.Event
 }
 
 func newWazero(served []string) (Impl, error) {
@@ -39,58 +36,9 @@ func newWazero(served []string) (Impl, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &wazeroImpl{e: e}, nil
+	release := func() error { return e.Release(context.Background()) }
+	return &wazeroImpl{goHost: goHost{m: e, release: release}, e: e}, nil
 }
-
-func (w *wazeroImpl) Roster(owner, contact string) error {
-	o, err := stanza.Parse(owner)
-	if err != nil {
-		return err
-	}
-	c, err := stanza.Parse(contact)
-	if err != nil {
-		return err
-	}
-	return w.e.SetRoster(o, c, core.SubBoth)
-}
-
-func (w *wazeroImpl) Limit(burst int, per time.Duration) error {
-	return w.e.SetProbeLimit(core.RateLimit{Burst: burst, Per: per})
-}
-
-func (w *wazeroImpl) Up(now clock.Time, domain string) error {
-	d, err := stanza.Parse(domain)
-	if err != nil {
-		return err
-	}
-	_, err = w.e.Up(now, d)
-	return err
-}
-
-func (w *wazeroImpl) Session(full string) (int, error) {
-	j, err := stanza.Parse(full)
-	if err != nil {
-		return 0, err
-	}
-	w.sessions = append(w.sessions, j)
-	return len(w.sessions) - 1, nil
-}
-
-func (w *wazeroImpl) Client(now clock.Time, s int, raw []byte) (int, error) {
-	out, err := w.e.Client(now, w.sessions[s], raw)
-	w.out = out
-	return len(out), err
-}
-
-func (w *wazeroImpl) Server(now clock.Time, raw []byte) (int, error) {
-	out, err := w.e.Server(now, raw)
-	w.out = out
-	return len(out), err
-}
-
-func (w *wazeroImpl) Output(i int) []byte { return w.out[i].Stanza }
-func (w *wazeroImpl) Release() error      { return w.e.Release(context.Background()) }
-func (w *wazeroImpl) dropSessions()       { w.sessions = nil }
 
 func (w *wazeroImpl) batch(kind wazerohost.EventKind, now clock.Time, s int, raws [][]byte) (int, error) {
 	w.events = w.events[:0]
