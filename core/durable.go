@@ -51,20 +51,7 @@ func appendSnapshot(dst []byte, last clock.Time, users map[string]*user, hosted 
 	dst = append(dst, snapshotMagic...)
 	dst = binary.AppendUvarint(dst, snapshotVersion)
 	dst = appendTime(dst, last)
-	dst = binary.AppendUvarint(dst, uint64(len(users)))
-	for _, k := range sortedKeys(users) {
-		u := users[k]
-		dst = appendString(dst, k)
-		dst = binary.AppendUvarint(dst, uint64(len(u.avail)))
-		for i := range u.avail {
-			dst = appendResource(dst, &u.avail[i])
-		}
-		dst = appendResource(dst, &u.last)
-	}
-	dst = binary.AppendUvarint(dst, uint64(len(hosted)))
-	for _, k := range sortedKeys(hosted) {
-		dst = appendHost(dst, k, hosted[k])
-	}
+	dst = appendTracked(dst, users, hosted)
 	return binary.BigEndian.AppendUint32(dst, crc32.Checksum(dst[start:], castagnoli))
 }
 

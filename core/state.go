@@ -34,6 +34,20 @@ func appendState(dst []byte, limit RateLimit, users map[string]*user, hosted map
 	dst = binary.AppendUvarint(dst, uint64(limit.Burst))
 	dst = binary.AppendUvarint(dst, uint64(limit.Per))
 
+	dst = appendTracked(dst, users, hosted)
+	dst = binary.AppendUvarint(dst, uint64(len(buckets)))
+	for _, k := range sortedKeys(buckets) {
+		b := buckets[k]
+		dst = appendString(dst, k)
+		dst = binary.AppendUvarint(dst, b.level)
+		dst = appendTime(dst, b.at)
+	}
+	return binary.BigEndian.AppendUint32(dst, crc32.Checksum(dst[start:], castagnoli))
+}
+
+// appendTracked encodes users and hosted domains in key order: the part the
+// state encoding and the snapshot share.
+func appendTracked(dst []byte, users map[string]*user, hosted map[string]*host) []byte {
 	dst = binary.AppendUvarint(dst, uint64(len(users)))
 	for _, k := range sortedKeys(users) {
 		u := users[k]
@@ -46,24 +60,9 @@ func appendState(dst []byte, limit RateLimit, users map[string]*user, hosted map
 	}
 	dst = binary.AppendUvarint(dst, uint64(len(hosted)))
 	for _, k := range sortedKeys(hosted) {
-		h := hosted[k]
-		dst = appendString(dst, k)
-		up := byte(0)
-		if h.up {
-			up = 1
-		}
-		dst = append(dst, up)
-		dst = appendTime(dst, h.since)
+		dst = appendHost(dst, k, hosted[k])
 	}
-	dst = binary.AppendUvarint(dst, uint64(len(buckets)))
-	for _, k := range sortedKeys(buckets) {
-		b := buckets[k]
-		dst = appendString(dst, k)
-		dst = binary.AppendUvarint(dst, b.level)
-		dst = appendTime(dst, b.at)
-	}
-	sum := crc32.Checksum(dst[start:], crc32.MakeTable(crc32.Castagnoli))
-	return binary.BigEndian.AppendUint32(dst, sum)
+	return dst
 }
 
 func sortedKeys[V any](m map[string]V) []string {
