@@ -482,15 +482,7 @@ func machineFuzzSeeds(tb testing.TB) []string {
 			if err != nil {
 				tb.Fatal(err)
 			}
-			var b strings.Builder
-			for _, line := range strings.Split(string(src), "\n") {
-				if strings.HasPrefix(line, "expect ") || strings.HasPrefix(line, "#") || strings.TrimSpace(line) == "" {
-					continue
-				}
-				b.WriteString(line)
-				b.WriteByte('\n')
-			}
-			seeds = append(seeds, b.String())
+			seeds = append(seeds, scenario.Inputs(src))
 		}
 	}
 	for seed := uint64(1); seed <= 8; seed++ {

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 
 	wazerohost "github.com/lastseen-xmpp/lastseen/bindings/go"
@@ -159,15 +158,7 @@ func diffFuzzSeeds(tb testing.TB) []string {
 			if err != nil {
 				tb.Fatal(err)
 			}
-			var b strings.Builder
-			for _, line := range strings.Split(string(src), "\n") {
-				if strings.HasPrefix(line, "expect ") || strings.HasPrefix(line, "#") || strings.TrimSpace(line) == "" {
-					continue
-				}
-				b.WriteString(line)
-				b.WriteByte('\n')
-			}
-			seeds = append(seeds, b.String())
+			seeds = append(seeds, scenario.Inputs(src))
 		}
 	}
 	return seeds

@@ -577,3 +577,10 @@ func TestRunFiles(t *testing.T) {
 		t.Logf("report:\n%s", out)
 	}
 }
+
+func TestInputs(t *testing.T) {
+	src := "# a comment\nserve a.example\n\nup a.example\nexpect nothing\nserver <presence/>\nexpect <presence/>\n"
+	if got, want := Inputs([]byte(src)), "serve a.example\nup a.example\nserver <presence/>\n"; got != want {
+		t.Errorf("Inputs = %q, want %q", got, want)
+	}
+}

@@ -306,3 +306,18 @@ func quote(b []byte) string {
 	}
 	return string(b)
 }
+
+// Inputs returns src without its expect lines, comments and blank lines:
+// the events alone, as a script. Fuzz targets use the corpus this way as
+// seeds, so the mutator starts from every directive the scenarios use.
+func Inputs(src []byte) string {
+	var b strings.Builder
+	for _, line := range strings.Split(string(src), "\n") {
+		if strings.HasPrefix(line, "expect ") || strings.HasPrefix(line, "#") || strings.TrimSpace(line) == "" {
+			continue
+		}
+		b.WriteString(line)
+		b.WriteByte('\n')
+	}
+	return b.String()
+}
