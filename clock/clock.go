@@ -42,6 +42,9 @@ func (t Time) String() string { return string(t.AppendFormat(nil)) }
 // zone and with fractional seconds only when t has them (trailing zeros
 // trimmed), for example 2012-09-10T23:41:07Z or 2012-09-10T23:41:07.25Z.
 // It does not allocate when dst has room.
+//
+// Every Time lies between 1677-09-21 and 2262-04-11 (the range of an int64
+// of nanoseconds), so the year always has four digits and no sign.
 func (t Time) AppendFormat(dst []byte) []byte {
 	secs := int64(t) / 1e9
 	nanos := int64(t) % 1e9
@@ -49,89 +52,95 @@ func (t Time) AppendFormat(dst []byte) []byte {
 		secs--
 		nanos += 1e9
 	}
-	days := secs / 86400
-	rem := secs % 86400
-	if rem < 0 {
-		rem += 86400
-		days--
-	}
+	// Shift the epoch back to 0000-03-01 minus civilCycles 400-year cycles
+	// so that the day count is positive and the calendar arithmetic can be
+	// unsigned; secs is within ±9.3e9, far from overflowing.
+	s := uint64(secs + civilShift*86400)
+	days, rem := uint32(s/86400), uint32(s%86400)
 	y, m, d := civil(days)
-	if y >= 0 && y <= 9999 {
-		// The common case, written without a digit loop.
-		h, mi, sec := rem/3600, rem/60%60, rem%60
-		dst = append(dst,
-			byte('0'+y/1000), byte('0'+y/100%10), byte('0'+y/10%10), byte('0'+y%10), '-',
-			byte('0'+m/10), byte('0'+m%10), '-', byte('0'+d/10), byte('0'+d%10), 'T',
-			byte('0'+h/10), byte('0'+h%10), ':', byte('0'+mi/10), byte('0'+mi%10), ':',
-			byte('0'+sec/10), byte('0'+sec%10))
-	} else {
-		dst = appendInt(dst, y, 4)
-		dst = append(dst, '-')
-		dst = appendInt(dst, int64(m), 2)
-		dst = append(dst, '-')
-		dst = appendInt(dst, int64(d), 2)
-		dst = append(dst, 'T')
-		dst = appendInt(dst, rem/3600, 2)
-		dst = append(dst, ':')
-		dst = appendInt(dst, rem/60%60, 2)
-		dst = append(dst, ':')
-		dst = appendInt(dst, rem%60, 2)
-	}
+	h, mi, sec := rem/3600, rem/60%60, rem%60
+
+	// Write into a fixed buffer, then append once: one bounds check per
+	// element instead of a length check and possible growth per byte.
+	var b [30]byte
+	copy(b[0:2], digits2[2*(y/100):])
+	copy(b[2:4], digits2[2*(y%100):])
+	b[4] = '-'
+	copy(b[5:7], digits2[2*m:])
+	b[7] = '-'
+	copy(b[8:10], digits2[2*d:])
+	b[10] = 'T'
+	copy(b[11:13], digits2[2*h:])
+	b[13] = ':'
+	copy(b[14:16], digits2[2*mi:])
+	b[16] = ':'
+	copy(b[17:19], digits2[2*sec:])
+	n := 19
 	if nanos != 0 {
-		digits := 9
-		for nanos%10 == 0 {
-			nanos /= 10
-			digits--
+		// Nine digits, then drop the trailing zeros.
+		f := uint32(nanos)
+		b[19] = '.'
+		b[20] = byte('0' + f/1e8)
+		f %= 1e8
+		copy(b[21:23], digits2[2*(f/1e6):])
+		copy(b[23:25], digits2[2*(f/1e4%100):])
+		copy(b[25:27], digits2[2*(f/100%100):])
+		copy(b[27:29], digits2[2*(f%100):])
+		n = 29
+		for b[n-1] == '0' {
+			n--
 		}
-		dst = append(dst, '.')
-		dst = appendInt(dst, nanos, digits)
 	}
-	return append(dst, 'Z')
+	b[n] = 'Z'
+	return append(dst, b[:n+1]...)
 }
 
-// appendInt appends v zero-padded to width digits; v must be non-negative
-// for padding to apply (years before 0000 are written with a sign).
-func appendInt(dst []byte, v int64, width int) []byte {
-	if v < 0 {
-		dst = append(dst, '-')
-		v = -v
-	}
-	var buf [20]byte
-	i := len(buf)
-	for v >= 10 || width > 1 {
-		i--
-		buf[i] = byte('0' + v%10)
-		v /= 10
-		width--
-	}
-	i--
-	buf[i] = byte('0' + v)
-	return append(dst, buf[i:]...)
-}
+// digits2 holds "00" to "99", so that two digits cost one lookup.
+const digits2 = "00010203040506070809" +
+	"10111213141516171819" +
+	"20212223242526272829" +
+	"30313233343536373839" +
+	"40414243444546474849" +
+	"50515253545556575859" +
+	"60616263646566676869" +
+	"70717273747576777879" +
+	"80818283848586878889" +
+	"90919293949596979899"
 
-// civil converts days since 1970-01-01 to a proleptic Gregorian date
-// (Howard Hinnant's days_from_civil inverse), avoiding time.Time on the hot
-// path.
-func civil(z int64) (year int64, month, day int) {
-	z += 719468
-	era := z / 146097
-	if z < 0 && z%146097 != 0 {
-		era--
-	}
-	doe := z - era*146097
-	yoe := (doe - doe/1460 + doe/36524 - doe/146096) / 365
-	y := yoe + era*400
-	doy := doe - (365*yoe + yoe/4 - yoe/100)
-	mp := (5*doy + 2) / 153
-	d := doy - (153*mp+2)/5 + 1
-	m := mp + 3
-	if m > 12 {
+// civilCycles is how many 400-year Gregorian cycles (146097 days each) the
+// day count given to civil is shifted by, enough to make every Time's day
+// count positive; civilShift is that day count for 1970-01-01.
+const (
+	civilCycles = 82
+	civilShift  = 719468 + 146097*civilCycles
+)
+
+// civil converts n, the days since 0000-03-01 shifted by civilCycles
+// 400-year cycles (1970-01-01 is civilShift), to a proleptic Gregorian date
+// with the year in 0..9999. It is Neri and Schneider's algorithm
+// ("Euclidean affine functions and their application to calendar
+// algorithms", 2022): multiplications and shifts in 32 and 64 bits instead
+// of signed divisions.
+func civil(n uint32) (year, month, day uint32) {
+	// Century and day of the century.
+	n1 := 4*n + 3
+	c := n1 / 146097
+	nc := n1 % 146097 / 4
+	// Year of the century and day of the year, counted from March 1.
+	n2 := 4*nc + 3
+	p2 := uint64(2939745) * uint64(n2)
+	z := uint32(p2 >> 32)
+	ny := uint32(p2) / 2939745 / 4
+	// Month (March is 3) and day of the month.
+	n3 := 2141*ny + 197913
+	m := n3 >> 16
+	d := (n3 & 0xffff) / 2141
+	y := 100*c + z
+	if ny >= 306 { // January or February: the next civil year
+		y++
 		m -= 12
 	}
-	if m <= 2 {
-		y++
-	}
-	return y, int(m), int(d)
+	return y - 400*civilCycles, m, d + 1
 }
 
 // ErrBadDateTime is returned (wrapped) by Parse for text that is not an

@@ -2,6 +2,7 @@ package clock
 
 import (
 	"errors"
+	"math"
 	"math/rand/v2"
 	"testing"
 	"time"
@@ -93,5 +94,42 @@ func TestFake(t *testing.T) {
 	later := Epoch2000.Add(time.Hour)
 	if err := f.Set(later); err != nil || f.Now() != later {
 		t.Errorf("Set(%v) = %v; now %v", later, err, f.Now())
+	}
+}
+
+// TestFormatEveryDay checks every day an int64 of nanoseconds can reach,
+// at a time of day that varies from day to day, and the extreme instants,
+// against the standard library.
+func TestFormatEveryDay(t *testing.T) {
+	check := func(v Time) {
+		t.Helper()
+		if got, want := v.String(), v.Std().Format(time.RFC3339Nano); got != want {
+			t.Fatalf("%d formats as %s, time.Time says %s", int64(v), got, want)
+		}
+	}
+	const day = int64(86400e9)
+	lo, hi := int64(math.MinInt64)/day, int64(math.MaxInt64)/day
+	for d := lo + 1; d < hi; d++ { // lo and hi are partly out of range
+		check(Time(d*day + ((d*7919e9+d)%day+day)%day))
+	}
+	for _, v := range []int64{math.MinInt64, math.MinInt64 + 1, -1e9 - 1, -1e9, -1, 0, 1, 1e9, math.MaxInt64 - 1, math.MaxInt64} {
+		check(Time(v))
+	}
+}
+
+func BenchmarkAppendFormat(b *testing.B) {
+	buf := make([]byte, 0, 64)
+	for _, c := range []struct {
+		name string
+		t    Time
+	}{
+		{"seconds", Epoch2000 + 36*3600e9},
+		{"fraction", Epoch2000 + 1234567890},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			for b.Loop() {
+				buf = c.t.AppendFormat(buf[:0])
+			}
+		})
 	}
 }
