@@ -40,15 +40,17 @@ type runConfig struct {
 	parUsers     int
 	parDur       time.Duration
 	parRuns      int
+	floorRounds  int
+	floorMs      int
 }
 
 func defaultConfig(quick bool) runConfig {
 	if quick {
 		return runConfig{quick: true, samples: 3, sample: 8 * time.Millisecond, memUsers: 100_000, peerMemUsers: 10_000,
-			parUsers: 1024, parDur: 150 * time.Millisecond, parRuns: 2}
+			parUsers: 1024, parDur: 150 * time.Millisecond, parRuns: 2, floorRounds: 3, floorMs: 10}
 	}
 	return runConfig{samples: 7, sample: 40 * time.Millisecond, memUsers: 1_000_000, peerMemUsers: 50_000,
-		parUsers: 4096, parDur: 600 * time.Millisecond, parRuns: 5}
+		parUsers: 4096, parDur: 600 * time.Millisecond, parRuns: 5, floorRounds: 5, floorMs: 40}
 }
 
 func main() {
@@ -217,6 +219,8 @@ func measureAll(cfg runConfig, log io.Writer) (*Results, error) {
 		return nil, err
 	}
 	res.Parallel = par
+	fmt.Fprintln(log, "bench: floor (wasm code generation and module size)")
+	res.Floor = measureFloor(cfg.floorRounds, cfg.floorMs)
 	res.RunSeconds = time.Since(start).Seconds()
 	res.LoadAfter = loadavg()
 	res.Targets = targets(res)

@@ -26,6 +26,7 @@ type Results struct {
 	Memory     []MemResult    `json:"memory"`
 	Parallel   ParResult      `json:"parallel"`
 	Wasm       WasmInfo       `json:"wasm"`
+	Floor      FloorInfo      `json:"floor"`
 	Targets    []Target       `json:"targets"`
 	RunSeconds float64        `json:"run_seconds"`
 }
@@ -223,6 +224,45 @@ func (r *Results) parRows() [][]string {
 	}
 }
 
+// floorRows is the codegen table: each kernel natively and inside each
+// WASM runtime, with the ratios.
+func (r *Results) floorRows() [][]string {
+	rows := [][]string{{"kernel", "native", "wazero", "node", "wazero × native", "node × native"}}
+	ratio := func(x, n float64) string {
+		if x == 0 || n == 0 {
+			return "n/a"
+		}
+		return fmtRatio(x / n)
+	}
+	ns := func(x float64) string {
+		if x == 0 {
+			return "n/a"
+		}
+		return fmtNs(x)
+	}
+	for _, k := range r.Floor.Kernels {
+		rows = append(rows, []string{k.Name, ns(k.Native), ns(k.Wazero), ns(k.Node), ratio(k.Wazero, k.Native), ratio(k.Node, k.Native)})
+	}
+	return rows
+}
+
+func mib(b int64) string { return fmt.Sprintf("%d bytes (%.2f MiB)", b, float64(b)/(1<<20)) }
+
+// sizeRows compares lastseen.wasm with the smallest modules the toolchain
+// and the chosen dependencies allow.
+func (r *Results) sizeRows() [][]string {
+	rows := [][]string{{"module", "size"}}
+	if r.Floor.Missing == "" {
+		rows = append(rows,
+			[]string{"empty reactor (`func main() {}`, the Go runtime alone)", mib(r.Floor.EmptyBytes)},
+			[]string{"reactor linking only x/text PRECIS and x/net IDNA (RFC 7622)", mib(r.Floor.DepsBytes)})
+	}
+	if r.Wasm.Missing == "" {
+		rows = append(rows, []string{"`" + r.Wasm.Path + "` (lastseen)", mib(r.Wasm.Bytes)})
+	}
+	return rows
+}
+
 func joinRates(xs []float64) string {
 	s := make([]string, len(xs))
 	for i, x := range xs {
@@ -258,6 +298,15 @@ func (r *Results) WriteText(w io.Writer) {
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "parallel throughput of core.Sharded (update + probe mix over many users)")
 	writeAligned(w, r.parRows(), "  ")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "what bounds the WASM targets: the same Go code natively and compiled to wasip1, timed inside the runtime (wall ns/op)")
+	if r.Floor.Missing != "" {
+		fmt.Fprintf(w, "  n/a (%s)\n", r.Floor.Missing)
+	} else {
+		writeAligned(w, r.floorRows(), "  ")
+		fmt.Fprintln(w)
+		writeAligned(w, r.sizeRows(), "  ")
+	}
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "targets (issue 4)")
 	writeAligned(w, r.targetRows(), "  ")
@@ -312,6 +361,27 @@ func (r *Results) WriteMarkdown(w io.Writer, notes, chart string) {
 		fmt.Fprintf(w, "n/a (%s)\n", r.Wasm.Missing)
 	} else {
 		fmt.Fprintf(w, "`%s`: %d bytes (%.2f MiB)\n", r.Wasm.Path, r.Wasm.Bytes, float64(r.Wasm.Bytes)/(1<<20))
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "## What bounds the WASM targets (measured in this run)")
+	fmt.Fprintln(w)
+	if r.Floor.Missing != "" {
+		fmt.Fprintf(w, "n/a (%s)\n", r.Floor.Missing)
+	} else {
+		fmt.Fprintln(w, "The kernels of `bench/internal/floor`, timed natively and then compiled to GOOS=wasip1 by the same toolchain and timed inside wazero (the compiler the wazero engine uses) and Node, each module timing itself with the host's monotonic clock: no ABI, batching or host code in between. Wall-clock medians after a warm-up. A row's ratio is the least any WASM engine built from this Go code can reach for that work.")
+		fmt.Fprintln(w)
+		for _, k := range r.Floor.Kernels {
+			fmt.Fprintf(w, "- `%s`: %s\n", k.Name, k.Desc)
+			if k.Missing != "" {
+				fmt.Fprintf(w, "  (%s)\n", k.Missing)
+			}
+		}
+		fmt.Fprintln(w)
+		writeMarkdownTable(w, r.floorRows())
+		fmt.Fprintln(w)
+		fmt.Fprintln(w, "Module sizes, each built with `wasm/build.sh`'s flags (`-trimpath -ldflags='-s -w'`, reactor):")
+		fmt.Fprintln(w)
+		writeMarkdownTable(w, r.sizeRows())
 	}
 	if notes != "" {
 		fmt.Fprintln(w)
