@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"math/bits"
 	"strconv"
 	"unicode/utf8"
 )
@@ -187,22 +188,26 @@ func (p *Parser) Parse(raw []byte) (*Element, error) {
 }
 
 type scanner struct {
-	p     *Parser
-	b     []byte
-	i     int
-	lim   Limits
-	colon bool // the last name read holds a ':'
+	p   *Parser
+	b   []byte
+	i   int
+	lim Limits
 }
 
 func (s *scanner) fail(err error, msg string) error {
 	return &SyntaxError{Offset: s.i, Msg: msg, Err: err}
 }
 
-func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
+func (s *scanner) failAt(i int, err error, msg string) error {
+	s.i = i
+	return s.fail(err, msg)
+}
+
+func isSpace(c byte) bool { return charClass[c]&cSpace != 0 }
 
 func (s *scanner) skipSpace() {
 	b, i := s.b, s.i
-	for i < len(b) && isSpace(b[i]) {
+	for i < len(b) && charClass[b[i]]&cSpace != 0 {
 		i++
 	}
 	s.i = i
@@ -359,7 +364,7 @@ func (s *scanner) content() error {
 		default:
 			// A run of text up to the next '<', '&' or '>'.
 			j := s.i + 1
-			for j < len(s.b) && !textStop[s.b[j]] {
+			for j < len(s.b) && charClass[s.b[j]]&cTextStop == 0 {
 				j++
 			}
 			if blank {
@@ -448,47 +453,63 @@ func isXMLChar(r rune) bool {
 		(r >= 0xE000 && r <= 0xFFFD) || (r >= 0x10000 && r <= 0x10FFFF)
 }
 
-// name reads an XML Name at s.i.
-func (s *scanner) name() ([]byte, error) {
-	start := s.i
-	ascii := true
-	s.colon = false
-	// The ASCII run in locals, so that the index stays in a register.
-	b, i := s.b, s.i
-	for i < len(b) && b[i] < 0x80 && nameChar[b[i]] {
-		if b[i] == ':' {
-			s.colon = true
+// name reads an XML Name at s.i and reports whether it holds a ':'.
+func (s *scanner) name() ([]byte, bool, error) {
+	b, start := s.b, s.i
+	// One table load per byte: the class says both whether the byte goes
+	// on with the name and whether it is a colon, so the loop has a single
+	// branch. Bytes from 0x80 have no class and stop it.
+	i, seen := start, uint8(0)
+	for i < len(b) {
+		k := charClass[b[i]]
+		if k&cName == 0 {
+			break
 		}
+		seen |= k
 		i++
 	}
+	if i < len(b) && b[i] >= 0x80 {
+		return s.nonASCIIName(start, i, seen&cColon != 0)
+	}
+	// Every byte of an ASCII name is a NameChar already: only its first
+	// must also start a name.
+	if i == start || charClass[b[start]]&cNameStart == 0 {
+		return nil, false, s.failAt(start, ErrMalformed, "expected a name")
+	}
 	s.i = i
-	for s.i < len(s.b) {
-		c := s.b[s.i]
+	return b[start:i], seen&cColon != 0, nil
+}
+
+// nonASCIIName goes on with a name that has an ASCII run b[start:i] and
+// continues with a byte from 0x80.
+func (s *scanner) nonASCIIName(start, i int, colon bool) ([]byte, bool, error) {
+	b := s.b
+	ascii := true
+	for i < len(b) {
+		c := b[i]
 		if c < 0x80 {
-			if !nameChar[c] {
+			if charClass[c]&cName == 0 {
 				break
 			}
 			if c == ':' {
-				s.colon = true
+				colon = true
 			}
-			s.i++
+			i++
 			continue
 		}
-		r, n := utf8.DecodeRune(s.b[s.i:])
+		r, n := utf8.DecodeRune(b[i:])
 		if !isNameChar(r) {
 			break
 		}
 		ascii = false
-		s.i += n
+		i += n
 	}
-	nm := s.b[start:s.i]
-	// Every byte of an ASCII name is a NameChar already: only its first
-	// must also start a name.
+	nm := b[start:i]
 	if len(nm) == 0 || ascii && !isNameStartChar(rune(nm[0])) || !ascii && !validName(nm, true) {
-		s.i = start
-		return nil, s.fail(ErrMalformed, "expected a name")
+		return nil, false, s.failAt(start, ErrMalformed, "expected a name")
 	}
-	return nm, nil
+	s.i = i
+	return nm, colon, nil
 }
 
 // splitQName splits a qualified name; ok is false when the colons do not
@@ -514,12 +535,12 @@ func (s *scanner) startTag(depth int) error {
 	}
 	elemStart := s.i
 	s.i++ // '<'
-	nm, err := s.name()
+	nm, colon, err := s.name()
 	if err != nil {
 		return err
 	}
 	prefix, local, ok := []byte(nil), nm, true
-	if s.colon {
+	if colon {
 		prefix, local, ok = splitQName(nm)
 	}
 	if !ok {
@@ -533,19 +554,24 @@ func (s *scanner) startTag(depth int) error {
 		attrs = p.el.Attrs[:0]
 	}
 	selfClosing := false
+	b := s.b
 	for {
-		sawSpace := s.i < len(s.b) && isSpace(s.b[s.i])
-		s.skipSpace()
-		if s.i >= len(s.b) {
+		i := s.i
+		for i < len(b) && charClass[b[i]]&cSpace != 0 {
+			i++
+		}
+		sawSpace := i > s.i
+		s.i = i
+		if i >= len(b) {
 			return s.fail(ErrMalformed, "unexpected end of input in a start tag")
 		}
-		c := s.b[s.i]
+		c := b[i]
 		if c == '>' {
 			s.i++
 			break
 		}
 		if c == '/' {
-			if s.i+1 < len(s.b) && s.b[s.i+1] == '>' {
+			if i+1 < len(b) && b[i+1] == '>' {
 				s.i += 2
 				selfClosing = true
 				break
@@ -558,15 +584,25 @@ func (s *scanner) startTag(depth int) error {
 		if len(attrs) >= s.lim.MaxAttrs {
 			return s.fail(ErrTooComplex, "more than "+strconv.Itoa(s.lim.MaxAttrs)+" attributes on one element")
 		}
-		attrs = append(attrs, Attr{})
-		a := &attrs[len(attrs)-1]
-		*a = Attr{} // the slot may hold an attribute of an earlier parse
+		// Reslice rather than append a zero Attr: attr sets every field,
+		// so zeroing the slot first would be wasted work.
+		n := len(attrs)
+		if n < cap(attrs) {
+			attrs = attrs[:n+1]
+		} else {
+			attrs = append(attrs, Attr{})
+		}
+		a := &attrs[n]
 		if err := s.attr(a); err != nil {
 			return err
 		}
-		for j := range attrs[:len(attrs)-1] {
-			if bytes.Equal(attrName(s.b, &attrs[j]), attrName(s.b, a)) {
-				return s.fail(ErrMalformed, "duplicate attribute "+strconv.Quote(string(attrName(s.b, a))))
+		// Equal names have equal local parts, so most pairs differ in
+		// their local part's length or first byte and need no full
+		// comparison.
+		for j := range attrs[:n] {
+			o := &attrs[j]
+			if len(o.Local) == len(a.Local) && o.Local[0] == a.Local[0] && bytes.Equal(attrName(b, o), attrName(b, a)) {
+				return s.fail(ErrMalformed, "duplicate attribute "+strconv.Quote(string(attrName(b, a))))
 			}
 		}
 		if a.Decl {
@@ -633,78 +669,89 @@ func attrName(b []byte, a *Attr) []byte {
 	return b[a.Start:end]
 }
 
-// attr reads one attribute into a.
+// attr reads one attribute into a, setting every field: the slot may hold
+// an attribute of an earlier parse.
 func (s *scanner) attr(a *Attr) error {
 	start := s.i
-	nm, err := s.name()
+	nm, colon, err := s.name()
 	if err != nil {
 		return err
 	}
 	prefix, local, ok := []byte(nil), nm, true
-	if s.colon {
+	if colon {
 		prefix, local, ok = splitQName(nm)
 	}
 	if !ok {
 		return s.fail(ErrMalformed, "attribute name "+strconv.Quote(string(nm))+" is not a qualified name")
 	}
-	s.skipSpace()
-	if s.i >= len(s.b) || s.b[s.i] != '=' {
-		return s.fail(ErrMalformed, "expected '=' after attribute name")
+	b, i := s.b, s.i
+	// Nearly always written name='value', with no white space around '='.
+	if i+1 < len(b) && b[i] == '=' && (b[i+1] == '\'' || b[i+1] == '"') {
+		i++
+	} else {
+		s.skipSpace()
+		if s.i >= len(b) || b[s.i] != '=' {
+			return s.fail(ErrMalformed, "expected '=' after attribute name")
+		}
+		s.i++
+		s.skipSpace()
+		if s.i >= len(b) || (b[s.i] != '\'' && b[s.i] != '"') {
+			return s.fail(ErrMalformed, "attribute value must be quoted")
+		}
+		i = s.i
 	}
-	s.i++
-	s.skipSpace()
-	if s.i >= len(s.b) || (s.b[s.i] != '\'' && s.b[s.i] != '"') {
-		return s.fail(ErrMalformed, "attribute value must be quoted")
-	}
-	q := s.b[s.i]
-	s.i++
-	vStart := s.i
+	q := b[i]
+	vStart := i + 1
 	// Usually the value holds neither '<' nor a reference: if the first
 	// of q, '<' and '&' is q, the value ends there. Otherwise the loop
-	// below walks it and reports the first problem where it is.
-	if end := valueEnd(s.b, s.i, q); end < len(s.b) && s.b[end] == q {
+	// walks on from that first stop and reports the first problem where
+	// it is.
+	end := valueEnd(b, vStart, q)
+	if end >= len(b) || b[end] != q {
 		s.i = end
-	}
-	for {
-		if s.i >= len(s.b) {
-			return s.fail(ErrMalformed, "unterminated attribute value")
-		}
-		c := s.b[s.i]
-		if c == q {
-			break
-		}
-		switch c {
-		case '<':
-			return s.fail(ErrMalformed, "'<' is not allowed in an attribute value")
-		case '&':
-			if err := s.reference(); err != nil {
-				return err
+		for {
+			if s.i >= len(b) {
+				return s.fail(ErrMalformed, "unterminated attribute value")
 			}
-		default:
-			s.i++
+			c := b[s.i]
+			if c == q {
+				break
+			}
+			switch c {
+			case '<':
+				return s.fail(ErrMalformed, "'<' is not allowed in an attribute value")
+			case '&':
+				if err := s.reference(); err != nil {
+					return err
+				}
+			default:
+				s.i++
+			}
 		}
+		end = s.i
 	}
-	// Field by field: a is zero, and a composite literal would be built
-	// and then copied with write barriers.
-	a.Start, a.Prefix, a.Local, a.Raw, a.Quote = start, prefix, local, s.b[vStart:s.i], q
-	s.i++
-	a.End = s.i
+	s.i = end + 1
+	a.Start, a.End = start, end+1
+	a.Prefix, a.Local, a.Space, a.Raw = prefix, local, nil, b[vStart:end]
+	a.Quote = q
 	a.Decl = prefix == nil && string(local) == "xmlns" || string(prefix) == "xmlns"
 	return nil
 }
 
 // valueEnd returns the index of the first q, '<' or '&' in b at or after
-// i, or len(b). It tests eight bytes at a time: a word has none of the
-// three when no byte of it XORed with any of them is zero (the exact
-// "has a zero byte" bit trick).
+// i, or len(b). It tests eight bytes at a time: a byte of a word is one of
+// the three when it XORed with that one is zero, and the "has a zero byte"
+// bit trick flags the lowest such byte exactly (it can only be wrong above
+// a zero byte, whose borrow it takes for another), so the first stop is
+// the lowest flag.
 func valueEnd(b []byte, i int, q byte) int {
 	const ones, highs = 0x0101010101010101, 0x8080808080808080
 	qq := ones * uint64(q)
 	for ; i+8 <= len(b); i += 8 {
 		w := binary.LittleEndian.Uint64(b[i:])
 		x, y, z := w^qq, w^(ones*'<'), w^(ones*'&')
-		if ((x-ones)&^x|(y-ones)&^y|(z-ones)&^z)&highs != 0 {
-			break
+		if m := ((x-ones)&^x | (y-ones)&^y | (z-ones)&^z) & highs; m != 0 {
+			return i + bits.TrailingZeros64(m)>>3
 		}
 	}
 	for ; i < len(b); i++ {
@@ -788,9 +835,9 @@ func (s *scanner) endTag() error {
 	// The usual case: the end tag names the open element and is followed
 	// by a byte that cannot continue a name.
 	if rest := s.b[s.i:]; bytes.HasPrefix(rest, top.name) &&
-		(len(rest) == len(top.name) || rest[len(top.name)] < 0x80 && !nameChar[rest[len(top.name)]]) {
+		(len(rest) == len(top.name) || rest[len(top.name)] < 0x80 && charClass[rest[len(top.name)]]&cName == 0) {
 		s.i += len(top.name)
-	} else if nm, err := s.name(); err != nil {
+	} else if nm, _, err := s.name(); err != nil {
 		return err
 	} else if !bytes.Equal(nm, top.name) {
 		return s.fail(ErrMalformed, "</"+string(nm)+"> does not close <"+string(top.name)+">")
@@ -841,13 +888,29 @@ func appendDecoded(dst, raw []byte) []byte {
 	}
 }
 
-// nameChar marks the ASCII bytes that asciiNameChar accepts; textStop the
-// bytes that end a run of plain text in content.
-var nameChar, textStop = func() (n, t [256]bool) {
+// Byte classes, as bits of charClass.
+const (
+	cName      = 1 << iota // an ASCII NameChar (':' included)
+	cNameStart             // an ASCII NameStartChar (':' included)
+	cColon                 // ':'
+	cSpace                 // XML white space
+	cTextStop              // ends a run of plain text in content: '<', '&', '>'
+)
+
+// charClass holds the classes of each byte. Bytes from 0x80 are in none:
+// the code that reads names and text takes them aside.
+var charClass = func() (k [256]uint8) {
 	for c := 0; c < 0x80; c++ {
-		n[c] = asciiNameChar(byte(c))
+		if asciiNameChar(byte(c)) {
+			k[c] |= cName
+		}
+		if isNameStartChar(rune(c)) {
+			k[c] |= cNameStart
+		}
 	}
-	t['<'], t['&'], t['>'] = true, true, true
+	k[':'] |= cColon
+	k[' '], k['\t'], k['\n'], k['\r'] = cSpace, cSpace, cSpace, cSpace
+	k['<'], k['&'], k['>'] = cTextStop, cTextStop, cTextStop
 	return
 }()
 
