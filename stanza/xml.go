@@ -217,7 +217,38 @@ func (s *scanner) skipSpace() {
 // C0 controls other than tab, LF and CR, and U+FFFE/U+FFFF. Doing it once
 // up front keeps the per-token loops simple.
 func checkChars(b []byte) error {
-	for i := 0; i < len(b); {
+	// Most stanzas are printable ASCII throughout: a word is when no byte
+	// has its high bit set and none is below 0x20 (the "has less than"
+	// bit trick, exact whenever the answer is no). Sixteen bytes a turn,
+	// then the last eight bytes of b, which may overlap bytes already
+	// passed: the test holds for each byte alone.
+	const lows, highs = 0x2020202020202020, 0x8080808080808080
+	i := 0
+	for ; i+16 <= len(b); i += 16 {
+		w, v := binary.LittleEndian.Uint64(b[i:]), binary.LittleEndian.Uint64(b[i+8:])
+		if ((w-lows)&^w|w|(v-lows)&^v|v)&highs != 0 {
+			return checkCharsFrom(b, i)
+		}
+	}
+	if len(b) >= 8 {
+		if i+8 <= len(b) {
+			w := binary.LittleEndian.Uint64(b[i:])
+			if ((w-lows)&^w|w)&highs != 0 {
+				return checkCharsFrom(b, i)
+			}
+		}
+		w := binary.LittleEndian.Uint64(b[len(b)-8:])
+		if ((w-lows)&^w|w)&highs == 0 {
+			return nil
+		}
+	}
+	return checkCharsFrom(b, i)
+}
+
+// checkCharsFrom is checkChars from b[i] on, for input that is not all
+// printable ASCII.
+func checkCharsFrom(b []byte, i int) error {
+	for i < len(b) {
 		// Eight bytes at a time while they are all printable ASCII: no
 		// byte has its high bit set, and none is below 0x20 (the
 		// "has less than" bit trick; exact whenever the answer is no).
@@ -363,10 +394,7 @@ func (s *scanner) content() error {
 			s.i++
 		default:
 			// A run of text up to the next '<', '&' or '>'.
-			j := s.i + 1
-			for j < len(s.b) && charClass[s.b[j]]&cTextStop == 0 {
-				j++
-			}
+			j := valueEnd(s.b, s.i+1, '>')
 			if blank {
 				for _, d := range s.b[s.i:j] {
 					if !isSpace(d) {
@@ -593,7 +621,30 @@ func (s *scanner) startTag(depth int) error {
 			attrs = append(attrs, Attr{})
 		}
 		a := &attrs[n]
-		if err := s.attr(a); err != nil {
+		// The usual attribute, an unprefixed ASCII name='value' with no
+		// reference in the value, is read here; anything else, error
+		// included, is read again from its start by attr.
+		j, seen := i, uint8(0)
+		for j < len(b) {
+			k := charClass[b[j]]
+			if k&cName == 0 {
+				break
+			}
+			seen |= k
+			j++
+		}
+		var end int
+		if charClass[c]&cNameStart != 0 && seen&cColon == 0 && j+1 < len(b) && b[j] == '=' && (b[j+1] == '\'' || b[j+1] == '"') {
+			end = valueEnd(b, j+2, b[j+1])
+		}
+		if end > 0 && end < len(b) && b[end] == b[j+1] {
+			local := b[i:j]
+			a.Start, a.End = i, end+1
+			a.Prefix, a.Local, a.Space, a.Raw = nil, local, nil, b[j+2:end]
+			a.Quote = b[j+1]
+			a.Decl = string(local) == "xmlns"
+			s.i = end + 1
+		} else if err := s.attr(a); err != nil {
 			return err
 		}
 		// Equal names have equal local parts, so most pairs differ in
@@ -644,9 +695,14 @@ func (s *scanner) startTag(depth int) error {
 	} else if depth == 1 {
 		// Field by field, as for attributes: cheaper than copying a
 		// composite literal with pointers in.
-		p.el.Children = append(p.el.Children, Node{})
+		if n := len(p.el.Children); n < cap(p.el.Children) {
+			p.el.Children = p.el.Children[:n+1]
+		} else {
+			p.el.Children = append(p.el.Children, Node{})
+		}
 		n := &p.el.Children[len(p.el.Children)-1]
-		n.Start, n.Local, n.Space = elemStart, local, space
+		n.Start, n.End, n.Text, n.Blank = elemStart, 0, false, false
+		n.Local, n.Space = local, space
 	}
 	if selfClosing {
 		p.ns = p.ns[:nsMark]
@@ -655,7 +711,12 @@ func (s *scanner) startTag(depth int) error {
 		}
 		return nil
 	}
-	p.stack = append(p.stack, openElem{})
+	// Reslice rather than append a zero value, and set every field.
+	if n := len(p.stack); n < cap(p.stack) {
+		p.stack = p.stack[:n+1]
+	} else {
+		p.stack = append(p.stack, openElem{})
+	}
 	o := &p.stack[len(p.stack)-1]
 	o.name, o.ns, o.prefix, o.local = nm, nsMark, prefix, local
 	return nil
@@ -831,7 +892,7 @@ func (s *scanner) endTag() error {
 	p := s.p
 	endStart := s.i
 	s.i += 2
-	top := p.stack[len(p.stack)-1]
+	top := &p.stack[len(p.stack)-1]
 	// The usual case: the end tag names the open element and is followed
 	// by a byte that cannot continue a name.
 	if rest := s.b[s.i:]; bytes.HasPrefix(rest, top.name) &&

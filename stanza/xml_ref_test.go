@@ -228,3 +228,23 @@ func FuzzParseSameAsReference(f *testing.F) {
 		checkSameAsRef(t, in, refLimits...)
 	})
 }
+
+// TestCheckCharsEveryPosition puts each kind of bad (and good but not
+// printable ASCII) character at every position of inputs of every length
+// around the word sizes the fast path reads, alone and after another.
+func TestCheckCharsEveryPosition(t *testing.T) {
+	odd := []string{"\x00", "\x01", "\x1f", "\t", "\n", "\r", "\x7f", "\x80", "\xc3", "é", "\uFFFE", "\uFFFF", "\uFFFD", "\U0001F600", "\xed\xa0\x80", "\xf4\x90\x80\x80"}
+	for n := 0; n <= 40; n++ {
+		for pos := 0; pos <= n; pos++ {
+			for _, o := range odd {
+				for _, o2 := range []string{"", "\x01", "é"} {
+					in := []byte(strings.Repeat("a", pos) + o + strings.Repeat("b", n-pos) + o2)
+					got, want := errDesc(checkChars(in)), errDesc(refCheckChars(in))
+					if got != want {
+						t.Fatalf("checkChars(%q) = %s; the reference says %s", in, got, want)
+					}
+				}
+			}
+		}
+	}
+}
