@@ -71,6 +71,26 @@ type Authorizer interface {
 	Hidden(owner stanza.JID) bool
 }
 
+// ProbeAuthorizer is an Authorizer that can answer, in one call, the three
+// questions a probe to a user raises. The machine uses ProbeFacts when its
+// Authorizer implements this interface, and otherwise asks Blocks,
+// Subscription and Hidden in turn; an implementation must give the same
+// answers either way. It exists because one call can take one lock and
+// look the owner up once (MemoryAuth does), where three calls cannot.
+// Implementing it is optional, and an Authorizer without it works as
+// before.
+type ProbeAuthorizer interface {
+	Authorizer
+	// ProbeFacts answers for a probe from prober (any normalised JID) to
+	// owner (bare): blocked is what Blocks(owner, prober) reports, sub
+	// what Subscription(owner, prober's bare JID) returns, and hidden what
+	// Hidden(owner) reports. The machine calls it once per probe to a user,
+	// also when the first answer makes the others moot. When prober's bare
+	// JID is owner, the machine does not use sub, which may then be
+	// anything.
+	ProbeFacts(owner, prober stanza.JID) (blocked bool, sub Subscription, hidden bool)
+}
+
 // FactStore is an Authorizer that also takes facts, so that a host without
 // its own roster storage (or a WASM host) can feed them as events. The
 // machine's SetRoster, SetBlock and SetHidden call it.
@@ -105,6 +125,10 @@ func (a *MemoryAuth) Subscription(owner, contact stanza.JID) Subscription {
 func (a *MemoryAuth) Blocks(owner, jid stanza.JID) bool {
 	a.mu.RLock()
 	defer a.mu.RUnlock()
+	return a.blocksLocked(owner, jid)
+}
+
+func (a *MemoryAuth) blocksLocked(owner, jid stanza.JID) bool {
 	if len(a.blocks) == 0 {
 		return false
 	}
@@ -122,6 +146,23 @@ func (a *MemoryAuth) Hidden(owner stanza.JID) bool {
 	defer a.mu.RUnlock()
 	_, ok := a.hidden[owner.String()]
 	return ok
+}
+
+// ProbeFacts implements ProbeAuthorizer under one read lock. It skips the
+// roster lookup when prober's bare JID is owner, whose sub the machine
+// ignores.
+func (a *MemoryAuth) ProbeFacts(owner, prober stanza.JID) (blocked bool, sub Subscription, hidden bool) {
+	a.mu.RLock()
+	defer a.mu.RUnlock()
+	blocked = a.blocksLocked(owner, prober)
+	o, c := owner.String(), prober.Bare().String()
+	if len(a.roster) > 0 && c != o {
+		sub = a.roster[[2]string{o, c}]
+	}
+	if len(a.hidden) > 0 {
+		_, hidden = a.hidden[o]
+	}
+	return blocked, sub, hidden
 }
 
 // SetSubscription implements FactStore; SubNone removes the item.

@@ -85,6 +85,7 @@ type Output struct {
 type Machine struct {
 	served       map[string]struct{}
 	auth         Authorizer
+	probeAuth    ProbeAuthorizer // auth, when it implements ProbeAuthorizer
 	limit        RateLimit
 	maxEntities  int
 	maxResources int
@@ -170,6 +171,7 @@ func New(cfg Config) (*Machine, error) {
 	if m.auth == nil {
 		m.auth = NewMemoryAuth()
 	}
+	m.probeAuth, _ = m.auth.(ProbeAuthorizer)
 	if m.limit == (RateLimit{}) {
 		m.limit = DefaultRateLimit
 	}
@@ -555,19 +557,35 @@ func (m *Machine) checkServerTarget(p *stanza.Presence, to stanza.JID) error {
 // answer replies to a probe from r to the local JID x (RULES P1–P6, F1, S1,
 // S2). id is the probe's ` id='…'`, or empty. It never changes state (P6).
 func (m *Machine) answer(r, x stanza.JID, id []byte) {
-	rs := r.String()
 	if !x.HasLocal() {
-		m.answerHost(rs, x, id)
+		m.answerHost(r, x, id)
 		return
 	}
 	owner := x.Bare()
-	if m.auth.Blocks(owner, r) { // P1
+	us := owner.String()
+	self := r.Bare().String() == us
+	var blocked, hidden bool
+	var sub Subscription
+	if m.probeAuth != nil {
+		blocked, sub, hidden = m.probeAuth.ProbeFacts(owner, r)
+	} else {
+		blocked = m.auth.Blocks(owner, r)
+		if !blocked && !self {
+			sub = m.auth.Subscription(owner, r.Bare())
+		}
+		// Hidden is asked below, and only when a reply depends on it.
+	}
+	if blocked { // P1
 		return
 	}
-	us := owner.String()
-	if r.Bare().String() != us && !m.auth.Subscription(owner, r.Bare()).Visible() { // P2
+	rs := r.String()
+	if !self && !sub.Visible() { // P2
 		m.begin(Reply, rs)
-		m.head(us, rs, "unsubscribed")
+		m.buf = append(m.buf, "<presence from='"...)
+		m.buf = append(m.buf, us...)
+		m.buf = append(m.buf, "' to='"...)
+		m.buf = appendJIDEscaped(m.buf, r)
+		m.buf = append(m.buf, "' type='unsubscribed'"...)
 		m.buf = append(m.buf, id...)
 		m.buf = append(m.buf, "/>"...)
 		m.end()
@@ -576,35 +594,46 @@ func (m *Machine) answer(r, x stanza.JID, id []byte) {
 	u := m.users[us]
 	if !x.IsBare() { // F1
 		m.begin(Reply, rs)
-		typ := "unavailable"
+		m.buf = append(m.buf, "<presence from='"...)
+		m.buf = appendJIDEscaped(m.buf, x)
+		m.buf = append(m.buf, "' to='"...)
+		m.buf = appendJIDEscaped(m.buf, r)
 		if u != nil && u.find(x.Resource()) >= 0 {
-			typ = ""
+			m.buf = append(m.buf, '\'')
+		} else {
+			m.buf = append(m.buf, "' type='unavailable'"...)
 		}
-		m.head(x.String(), rs, typ)
 		m.buf = append(m.buf, id...)
 		m.buf = append(m.buf, "/>"...)
 		m.end()
 		return
 	}
-	hidden := m.auth.Hidden(owner)
+	if m.probeAuth == nil {
+		hidden = m.auth.Hidden(owner)
+	}
 	if u != nil && len(u.avail) > 0 { // P4
 		for i := range u.avail {
 			res := &u.avail[i]
 			m.begin(Reply, rs)
-			m.full = append(append(append(m.full[:0], us...), '/'), res.name...)
-			m.buf = append(m.buf, "<presence"...)
-			m.buf = stanza.AppendAttr(m.buf, "from", m.full)
-			m.buf = stanza.AppendAttr(m.buf, "to", rs)
+			m.buf = append(m.buf, "<presence from='"...)
+			m.buf = appendFull(m.buf, us, res.name)
+			m.buf = append(m.buf, "' to='"...)
+			m.buf = appendJIDEscaped(m.buf, r)
+			m.buf = append(m.buf, '\'')
 			m.buf = append(m.buf, res.rec.id()...)
 			m.buf = append(m.buf, res.rec.attrs()...)
-			m.body(res.rec.content(), m.full, res.rec.at, !hidden)
+			m.body(res.rec.content(), us, res.name, res.rec.at, !hidden)
 			m.end()
 		}
 		return
 	}
 	// P3, P5.
 	m.begin(Reply, rs)
-	m.head(us, rs, "unavailable")
+	m.buf = append(m.buf, "<presence from='"...)
+	m.buf = append(m.buf, us...)
+	m.buf = append(m.buf, "' to='"...)
+	m.buf = appendJIDEscaped(m.buf, r)
+	m.buf = append(m.buf, "' type='unavailable'"...)
 	m.buf = append(m.buf, id...)
 	if u == nil || u.last.name == "" || hidden {
 		m.buf = append(m.buf, "/>"...)
@@ -612,14 +641,13 @@ func (m *Machine) answer(r, x stanza.JID, id []byte) {
 		return
 	}
 	m.buf = append(m.buf, u.last.rec.attrs()...)
-	m.full = append(append(append(m.full[:0], us...), '/'), u.last.name...)
-	m.body(u.last.rec.content(), m.full, u.last.rec.at, true)
+	m.body(u.last.rec.content(), us, u.last.name, u.last.rec.at, true)
 	m.end()
 }
 
-// body closes the start tag and writes content, an optional delay from
-// delayFrom, and the end tag.
-func (m *Machine) body(content, delayFrom []byte, at clock.Time, delay bool) {
+// body closes the start tag and writes content, optionally a delay from the
+// full JID bare/res, and the end tag.
+func (m *Machine) body(content []byte, bare, res string, at clock.Time, delay bool) {
 	if len(content) == 0 && !delay {
 		m.buf = append(m.buf, "/>"...)
 		return
@@ -627,32 +655,94 @@ func (m *Machine) body(content, delayFrom []byte, at clock.Time, delay bool) {
 	m.buf = append(m.buf, '>')
 	m.buf = append(m.buf, content...)
 	if delay {
-		m.buf = stanza.AppendDelay(m.buf, delayFrom, at)
+		m.buf = append(m.buf, delayHead...)
+		m.buf = appendFull(m.buf, bare, res)
+		m.buf = append(m.buf, delayStamp...)
+		m.buf = at.AppendFormat(m.buf)
+		m.buf = append(m.buf, delayTail...)
 	}
 	m.buf = append(m.buf, "</presence>"...)
 }
 
-// answerHost replies to a probe to a served domain or hosted component
-// (RULES S1, S2).
-func (m *Machine) answerHost(rs string, x stanza.JID, id []byte) {
-	xs := x.String()
-	m.begin(Reply, rs)
+// The parts of the XEP-0203 delay element, written as stanza.AppendDelay
+// writes it (a test checks that they agree) but with the JID copied
+// rather than escaped where it needs no escaping.
+const (
+	delayHead  = "<delay xmlns='urn:xmpp:delay' from='"
+	delayStamp = "' stamp='"
+	delayTail  = "'/>"
+)
+
+// appendJIDEscaped appends the normalised JID j escaped for an attribute
+// value. Only a resourcepart can hold a character that needs escaping:
+// RFC 7622 bans "&'/:<>@ from localparts (stanza refuses them after
+// mapping), and a domainpart is LDH labels, IDNA U-labels (non-ASCII bytes
+// only besides LDH and dots, STD3 rules) or a bracketed IPv6 literal. So the
+// bare part is copied and the resourcepart is checked.
+func appendJIDEscaped(dst []byte, j stanza.JID) []byte {
+	s := j.String()
+	res := j.Resource()
+	if !needsEscape(res) {
+		return append(dst, s...)
+	}
+	dst = append(dst, s[:len(s)-len(res)]...)
+	return stanza.AppendEscaped(dst, res)
+}
+
+// appendFull appends the full JID bare/res escaped for an attribute value,
+// bare being a normalised bare JID (see appendJIDEscaped).
+func appendFull(dst []byte, bare, res string) []byte {
+	dst = append(dst, bare...)
+	dst = append(dst, '/')
+	if !needsEscape(res) {
+		return append(dst, res...)
+	}
+	return stanza.AppendEscaped(dst, res)
+}
+
+// escapeSet has bit c set for each byte c that stanza.AppendEscaped
+// replaces; they are all below 64.
+const escapeSet = 1<<'&' | 1<<'\'' | 1<<'"' | 1<<'<' | 1<<'>'
+
+// needsEscape reports whether s holds a byte that stanza.AppendEscaped
+// would replace.
+func needsEscape(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 64 && escapeSet>>c&1 != 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// answerHost replies to a probe from r to a served domain or hosted
+// component x (RULES S1, S2).
+func (m *Machine) answerHost(r, x stanza.JID, id []byte) {
+	m.begin(Reply, r.String())
+	m.buf = append(m.buf, "<presence from='"...)
+	m.buf = appendJIDEscaped(m.buf, x)
+	m.buf = append(m.buf, "' to='"...)
+	m.buf = appendJIDEscaped(m.buf, r)
 	h := m.hosted[x.Domain()]
 	if !x.IsBare() || h == nil { // CHOICES 13; S2's never-up domain
-		m.head(xs, rs, "unavailable")
+		m.buf = append(m.buf, "' type='unavailable'"...)
 		m.buf = append(m.buf, id...)
 		m.buf = append(m.buf, "/>"...)
 		m.end()
 		return
 	}
-	typ := ""
-	if !h.up {
-		typ = "unavailable"
+	if h.up {
+		m.buf = append(m.buf, '\'')
+	} else {
+		m.buf = append(m.buf, "' type='unavailable'"...)
 	}
-	m.head(xs, rs, typ)
 	m.buf = append(m.buf, id...)
 	m.buf = append(m.buf, '>')
-	m.buf = stanza.AppendDelay(m.buf, xs, h.since)
+	m.buf = append(m.buf, delayHead...)
+	m.buf = append(m.buf, x.String()...) // bare: a domain, nothing to escape
+	m.buf = append(m.buf, delayStamp...)
+	m.buf = h.since.AppendFormat(m.buf)
+	m.buf = append(m.buf, delayTail...)
 	m.buf = append(m.buf, "</presence>"...)
 	m.end()
 }
