@@ -99,6 +99,22 @@ func BenchmarkProbeOffline(b *testing.B) {
 	benchServer(b, m, benchProbeUser, 1)
 }
 
+// BenchmarkProbeParse parses BenchmarkProbeOffline's probe and does
+// nothing else: the parser's share of it, so that the answering part is
+// the difference of the two.
+func BenchmarkProbeParse(b *testing.B) {
+	in := []byte(benchProbeUser)
+	var p stanza.Parser
+	var pres stanza.Presence
+	b.ReportAllocs()
+	b.SetBytes(int64(len(in)))
+	for b.Loop() {
+		if err := p.ParsePresence(in, &pres); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
 // BenchmarkProbeOfflineDistinct is BenchmarkProbeOffline over 4096
 // offline users probed by 4096 different contacts, one after another, so
 // that no address repeats within the machine's JID cache: the cost when

@@ -16,18 +16,49 @@ const jidCacheSize = 256
 // never changes a result; invalid JIDs are not remembered. A jidReader is
 // not safe for concurrent use: each Machine, and each of Sharded's parsers,
 // has its own.
+//
+// In front of the map, recent holds the last few addresses read whose text
+// has no references, compared byte for byte before anything is hashed: a
+// stanza's from often repeats the previous stanza's (a server probing a
+// user's contacts at login, a client sending presence), and so does a to.
 type jidReader struct {
-	dec   []byte // an attribute value with its references decoded
-	known map[string]stanza.JID
+	dec    []byte // an attribute value with its references decoded
+	known  map[string]stanza.JID
+	recent [jidRecent]knownJID
+	next   uint8 // the recent slot to fill next
+}
+
+// jidRecent is how many addresses jidReader.recent holds: a from and a to,
+// and the previous stanza's.
+const jidRecent = 4
+
+// knownJID is a remembered address: its text as written (shared with the
+// map's key) and its JID.
+type knownJID struct {
+	raw string
+	j   stanza.JID
 }
 
 func (r *jidReader) jid(a *stanza.Attr) (stanza.JID, error) {
 	raw := a.Raw
-	if a.HasRefs() {
+	// A recent entry's text has no '&', so equal bytes mean equal values
+	// with nothing to decode.
+	for i := range r.recent {
+		if e := &r.recent[i]; len(e.raw) == len(raw) && e.raw == string(raw) && e.raw != "" {
+			return e.j, nil
+		}
+	}
+	refs := a.HasRefs()
+	if refs {
 		r.dec = a.AppendValue(r.dec[:0])
 		raw = r.dec
 	}
 	if j, ok := r.known[string(raw)]; ok {
+		// The map does not give its key back; j's text is raw when raw
+		// was written normalised, the usual case.
+		if !refs && j.String() == string(raw) {
+			r.remember(j, j.String())
+		}
 		return j, nil
 	}
 	j, err := stanza.ParseBytes(raw)
@@ -44,7 +75,16 @@ func (r *jidReader) jid(a *stanza.Attr) (stanza.JID, error) {
 		key = string(raw)
 	}
 	r.known[key] = j
+	if !refs {
+		r.remember(j, key)
+	}
 	return j, nil
+}
+
+// remember puts j, written as raw, in the oldest recent slot.
+func (r *jidReader) remember(j stanza.JID, raw string) {
+	r.recent[r.next%jidRecent] = knownJID{raw: raw, j: j}
+	r.next++
 }
 
 // serverJIDs reads and checks a server stanza's addresses. It reads no
