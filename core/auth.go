@@ -105,10 +105,18 @@ type FactStore interface {
 // value is empty and ready.
 type MemoryAuth struct {
 	mu     sync.RWMutex
-	roster map[[2]string]Subscription
-	blocks map[[2]string]struct{}
-	hidden map[string]struct{}
+	owners map[string]*ownerFacts // bare JID → its facts; never an empty one
 }
+
+// ownerFacts is what MemoryAuth knows about one owner, kept together so
+// that a probe looks the owner up once.
+type ownerFacts struct {
+	roster map[string]Subscription // contact's bare JID → subscription, never SubNone
+	blocks map[string]struct{}     // block list items as normalised JIDs
+	hidden bool
+}
+
+func (f *ownerFacts) empty() bool { return len(f.roster) == 0 && len(f.blocks) == 0 && !f.hidden }
 
 // NewMemoryAuth returns an empty MemoryAuth.
 func NewMemoryAuth() *MemoryAuth { return &MemoryAuth{} }
@@ -117,7 +125,10 @@ func NewMemoryAuth() *MemoryAuth { return &MemoryAuth{} }
 func (a *MemoryAuth) Subscription(owner, contact stanza.JID) Subscription {
 	a.mu.RLock()
 	defer a.mu.RUnlock()
-	return a.roster[[2]string{owner.String(), contact.Bare().String()}]
+	if f := a.owners[owner.String()]; f != nil {
+		return f.roster[contact.Bare().String()]
+	}
+	return SubNone
 }
 
 // Blocks implements Authorizer, matching the block list items that XEP-0191
@@ -125,15 +136,16 @@ func (a *MemoryAuth) Subscription(owner, contact stanza.JID) Subscription {
 func (a *MemoryAuth) Blocks(owner, jid stanza.JID) bool {
 	a.mu.RLock()
 	defer a.mu.RUnlock()
-	return a.blocksLocked(owner, jid)
+	return a.owners[owner.String()].blocksJID(jid)
 }
 
-func (a *MemoryAuth) blocksLocked(owner, jid stanza.JID) bool {
-	if len(a.blocks) == 0 {
+// blocksJID reports whether one of f's block list items matches jid; f may
+// be nil.
+func (f *ownerFacts) blocksJID(jid stanza.JID) bool {
+	if f == nil || len(f.blocks) == 0 {
 		return false
 	}
-	o := owner.String()
-	has := func(item string) bool { _, ok := a.blocks[[2]string{o, item}]; return ok }
+	has := func(item string) bool { _, ok := f.blocks[item]; return ok }
 	// A domain/resource item is matched by the full-JID lookup alone: XEP-0016
 	// §2.1 says only that resource of the domain itself matches, not
 	// user@domain/resource.
@@ -144,68 +156,78 @@ func (a *MemoryAuth) blocksLocked(owner, jid stanza.JID) bool {
 func (a *MemoryAuth) Hidden(owner stanza.JID) bool {
 	a.mu.RLock()
 	defer a.mu.RUnlock()
-	_, ok := a.hidden[owner.String()]
-	return ok
+	f := a.owners[owner.String()]
+	return f != nil && f.hidden
 }
 
-// ProbeFacts implements ProbeAuthorizer under one read lock. It skips the
-// roster lookup when prober's bare JID is owner, whose sub the machine
-// ignores.
+// ProbeFacts implements ProbeAuthorizer under one read lock and with one
+// lookup of owner. It skips the roster lookup when prober's bare JID is
+// owner, whose sub the machine ignores.
 func (a *MemoryAuth) ProbeFacts(owner, prober stanza.JID) (blocked bool, sub Subscription, hidden bool) {
+	o := owner.String()
 	a.mu.RLock()
-	defer a.mu.RUnlock()
-	blocked = a.blocksLocked(owner, prober)
-	o, c := owner.String(), prober.Bare().String()
-	if len(a.roster) > 0 && c != o {
-		sub = a.roster[[2]string{o, c}]
+	if f := a.owners[o]; f != nil {
+		blocked = f.blocksJID(prober)
+		if c := prober.Bare().String(); c != o {
+			sub = f.roster[c]
+		}
+		hidden = f.hidden
 	}
-	if len(a.hidden) > 0 {
-		_, hidden = a.hidden[o]
-	}
+	a.mu.RUnlock()
 	return blocked, sub, hidden
+}
+
+// update applies change to owner's facts under the write lock, creating
+// them when needed and dropping them when change leaves them empty.
+func (a *MemoryAuth) update(owner string, change func(f *ownerFacts)) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	f := a.owners[owner]
+	if f == nil {
+		f = &ownerFacts{}
+	}
+	change(f)
+	switch {
+	case f.empty():
+		delete(a.owners, owner)
+	case a.owners == nil:
+		a.owners = map[string]*ownerFacts{owner: f}
+	default:
+		a.owners[owner] = f
+	}
 }
 
 // SetSubscription implements FactStore; SubNone removes the item.
 func (a *MemoryAuth) SetSubscription(owner, contact stanza.JID, sub Subscription) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	k := [2]string{owner.Bare().String(), contact.Bare().String()}
-	if sub == SubNone {
-		delete(a.roster, k)
-		return
-	}
-	if a.roster == nil {
-		a.roster = make(map[[2]string]Subscription)
-	}
-	a.roster[k] = sub
+	k := contact.Bare().String()
+	a.update(owner.Bare().String(), func(f *ownerFacts) {
+		if sub == SubNone {
+			delete(f.roster, k)
+			return
+		}
+		if f.roster == nil {
+			f.roster = make(map[string]Subscription)
+		}
+		f.roster[k] = sub
+	})
 }
 
 // SetBlocked implements FactStore.
 func (a *MemoryAuth) SetBlocked(owner, jid stanza.JID, blocked bool) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	k := [2]string{owner.Bare().String(), jid.String()}
-	if !blocked {
-		delete(a.blocks, k)
-		return
-	}
-	if a.blocks == nil {
-		a.blocks = make(map[[2]string]struct{})
-	}
-	a.blocks[k] = struct{}{}
+	k := jid.String()
+	a.update(owner.Bare().String(), func(f *ownerFacts) {
+		if !blocked {
+			delete(f.blocks, k)
+			return
+		}
+		if f.blocks == nil {
+			f.blocks = make(map[string]struct{})
+		}
+		f.blocks[k] = struct{}{}
+	})
 }
 
 // SetHidden implements FactStore.
 func (a *MemoryAuth) SetHidden(owner stanza.JID, hidden bool) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	k := owner.Bare().String()
-	if !hidden {
-		delete(a.hidden, k)
-		return
-	}
-	if a.hidden == nil {
-		a.hidden = make(map[string]struct{})
-	}
-	a.hidden[k] = struct{}{}
+	a.update(owner.Bare().String(), func(f *ownerFacts) { f.hidden = hidden })
 }

@@ -1,0 +1,42 @@
+package core
+
+import (
+	"testing"
+
+	"github.com/lastseen-xmpp/lastseen/stanza"
+)
+
+// TestMemoryAuthForgets checks that taking back every fact about an owner
+// leaves MemoryAuth holding nothing for it, and that facts about one owner
+// never answer for another.
+func TestMemoryAuthForgets(t *testing.T) {
+	j := func(s string) stanza.JID {
+		v, err := stanza.Parse(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	romeo, juliet, nurse := j("romeo@montague.com"), j("juliet@capulet.com/balcony"), j("nurse@capulet.com")
+	a := NewMemoryAuth()
+	a.SetSubscription(romeo, juliet, SubBoth)
+	a.SetBlocked(romeo, j("capulet.com"), true)
+	a.SetHidden(romeo, true)
+	a.SetHidden(nurse, true)
+	if a.Subscription(romeo, juliet.Bare()) != SubBoth || !a.Blocks(romeo, juliet) || !a.Hidden(romeo) {
+		t.Fatal("facts about romeo were not kept")
+	}
+	if a.Subscription(nurse, juliet.Bare()) != SubNone || a.Blocks(nurse, juliet) || a.Hidden(juliet.Bare()) {
+		t.Fatal("facts about romeo answer for someone else")
+	}
+	a.SetSubscription(romeo, juliet, SubNone)
+	a.SetBlocked(romeo, j("capulet.com"), false)
+	if len(a.owners) != 2 {
+		t.Fatalf("%d owners, want 2 (romeo hidden, the nurse hidden)", len(a.owners))
+	}
+	a.SetHidden(romeo, false)
+	a.SetHidden(nurse, false)
+	if len(a.owners) != 0 {
+		t.Fatalf("MemoryAuth holds %d owners after every fact was taken back", len(a.owners))
+	}
+}
