@@ -351,7 +351,11 @@ func (s *scanner) content() error {
 		c := s.b[s.i]
 		switch c {
 		case '<':
-			if s.i+1 < len(s.b) && s.b[s.i+1] == '/' {
+			var next byte
+			if s.i+1 < len(s.b) {
+				next = s.b[s.i+1]
+			}
+			if next == '/' {
 				flushText(s.i)
 				if err := s.endTag(); err != nil {
 					return err
@@ -362,7 +366,7 @@ func (s *scanner) content() error {
 				textStart, blank = s.i, true
 				continue
 			}
-			if bytes.HasPrefix(s.b[s.i:], []byte("<![CDATA[")) {
+			if next == '!' && bytes.HasPrefix(s.b[s.i:], []byte("<![CDATA[")) {
 				end := bytes.Index(s.b[s.i+9:], []byte("]]>"))
 				if end < 0 {
 					return s.fail(ErrMalformed, "unterminated CDATA section")
@@ -377,7 +381,15 @@ func (s *scanner) content() error {
 				continue
 			}
 			flushText(s.i)
-			if err := s.markup(len(p.stack)); err != nil {
+			// A name start after '<' can only be a start tag: markup
+			// would find nothing special and read it as one.
+			var err error
+			if charClass[next]&cNameStart != 0 {
+				err = s.startTag(len(p.stack))
+			} else {
+				err = s.markup(len(p.stack))
+			}
+			if err != nil {
 				return err
 			}
 			textStart, blank = s.i, true
@@ -561,17 +573,41 @@ func (s *scanner) startTag(depth int) error {
 	if depth+1 > s.lim.MaxDepth {
 		return s.fail(ErrTooComplex, "nesting deeper than "+strconv.Itoa(s.lim.MaxDepth)+" elements")
 	}
+	b := s.b
 	elemStart := s.i
-	s.i++ // '<'
-	nm, colon, err := s.name()
-	if err != nil {
-		return err
+	// The index stays in a local through the tag, and goes back to s.i
+	// wherever a slower reader or an error message needs it.
+	i := elemStart + 1 // past '<'
+	// An ASCII name is read here, as name would; anything else, error
+	// included, by name.
+	j, seen := i, uint8(0)
+	for j < len(b) {
+		k := charClass[b[j]]
+		if k&cName == 0 {
+			break
+		}
+		seen |= k
+		j++
+	}
+	var nm []byte
+	colon := seen&cColon != 0
+	if j > i && charClass[b[i]]&cNameStart != 0 && (j == len(b) || b[j] < 0x80) {
+		nm = b[i:j]
+		i = j
+	} else {
+		s.i = i
+		var err error
+		if nm, colon, err = s.name(); err != nil {
+			return err
+		}
+		i = s.i
 	}
 	prefix, local, ok := []byte(nil), nm, true
 	if colon {
 		prefix, local, ok = splitQName(nm)
 	}
 	if !ok {
+		s.i = i
 		return s.fail(ErrMalformed, "element name "+strconv.Quote(string(nm))+" is not a qualified name")
 	}
 	nsMark := len(p.ns)
@@ -582,31 +618,29 @@ func (s *scanner) startTag(depth int) error {
 		attrs = p.el.Attrs[:0]
 	}
 	selfClosing := false
-	b := s.b
 	for {
-		i := s.i
+		ws := i
 		for i < len(b) && charClass[b[i]]&cSpace != 0 {
 			i++
 		}
-		sawSpace := i > s.i
 		s.i = i
 		if i >= len(b) {
 			return s.fail(ErrMalformed, "unexpected end of input in a start tag")
 		}
 		c := b[i]
 		if c == '>' {
-			s.i++
+			i++
 			break
 		}
 		if c == '/' {
 			if i+1 < len(b) && b[i+1] == '>' {
-				s.i += 2
+				i += 2
 				selfClosing = true
 				break
 			}
 			return s.fail(ErrMalformed, "expected '/>'")
 		}
-		if !sawSpace {
+		if i == ws {
 			return s.fail(ErrMalformed, "attributes must be separated by white space")
 		}
 		if len(attrs) >= s.lim.MaxAttrs {
@@ -643,9 +677,12 @@ func (s *scanner) startTag(depth int) error {
 			a.Prefix, a.Local, a.Space, a.Raw = nil, local, nil, b[j+2:end]
 			a.Quote = b[j+1]
 			a.Decl = string(local) == "xmlns"
-			s.i = end + 1
-		} else if err := s.attr(a); err != nil {
-			return err
+			i = end + 1
+		} else {
+			if err := s.attr(a); err != nil {
+				return err
+			}
+			i = s.i
 		}
 		// Equal names have equal local parts, so most pairs differ in
 		// their local part's length or first byte and need no full
@@ -653,23 +690,38 @@ func (s *scanner) startTag(depth int) error {
 		for j := range attrs[:n] {
 			o := &attrs[j]
 			if len(o.Local) == len(a.Local) && o.Local[0] == a.Local[0] && bytes.Equal(attrName(b, o), attrName(b, a)) {
+				s.i = i
 				return s.fail(ErrMalformed, "duplicate attribute "+strconv.Quote(string(attrName(b, a))))
 			}
 		}
 		if a.Decl {
+			s.i = i
 			if err := s.declare(a); err != nil {
 				return err
 			}
 		}
 	}
+	s.i = i
 	if depth == 0 {
 		p.el.Attrs = attrs
 	} else {
 		p.scratch = attrs
 	}
-	space, err := s.resolve(prefix, true)
-	if err != nil {
-		return err
+	// An unprefixed element takes the innermost default namespace, as
+	// resolve would find it, without the call.
+	var space []byte
+	if prefix == nil {
+		for j := len(p.ns) - 1; j >= 0; j-- {
+			if p.ns[j].prefix == nil {
+				space = p.ns[j].uri
+				break
+			}
+		}
+	} else {
+		var err error
+		if space, err = s.resolve(prefix, true); err != nil {
+			return err
+		}
 	}
 	// Resolve attribute prefixes now that every declaration on this element
 	// is in scope, and catch {namespace}local duplicates.
@@ -678,6 +730,7 @@ func (s *scanner) startTag(depth int) error {
 		if a.Decl || a.Prefix == nil {
 			continue
 		}
+		var err error
 		if a.Space, err = s.resolve(a.Prefix, false); err != nil {
 			return err
 		}
