@@ -63,18 +63,18 @@ func (t Time) AppendFormat(dst []byte) []byte {
 	// Write into a fixed buffer, then append once: one bounds check per
 	// element instead of a length check and possible growth per byte.
 	var b [30]byte
-	copy(b[0:2], digits2[2*(y/100):])
-	copy(b[2:4], digits2[2*(y%100):])
+	put2(&b, 0, y/100)
+	put2(&b, 2, y%100)
 	b[4] = '-'
-	copy(b[5:7], digits2[2*m:])
+	put2(&b, 5, m)
 	b[7] = '-'
-	copy(b[8:10], digits2[2*d:])
+	put2(&b, 8, d)
 	b[10] = 'T'
-	copy(b[11:13], digits2[2*h:])
+	put2(&b, 11, h)
 	b[13] = ':'
-	copy(b[14:16], digits2[2*mi:])
+	put2(&b, 14, mi)
 	b[16] = ':'
-	copy(b[17:19], digits2[2*sec:])
+	put2(&b, 17, sec)
 	n := 19
 	if nanos != 0 {
 		// Nine digits, then drop the trailing zeros.
@@ -82,10 +82,10 @@ func (t Time) AppendFormat(dst []byte) []byte {
 		b[19] = '.'
 		b[20] = byte('0' + f/1e8)
 		f %= 1e8
-		copy(b[21:23], digits2[2*(f/1e6):])
-		copy(b[23:25], digits2[2*(f/1e4%100):])
-		copy(b[25:27], digits2[2*(f/100%100):])
-		copy(b[27:29], digits2[2*(f%100):])
+		put2(&b, 21, f/1e6)
+		put2(&b, 23, f/1e4%100)
+		put2(&b, 25, f/100%100)
+		put2(&b, 27, f%100)
 		n = 29
 		for b[n-1] == '0' {
 			n--
@@ -95,17 +95,20 @@ func (t Time) AppendFormat(dst []byte) []byte {
 	return append(dst, b[:n+1]...)
 }
 
-// digits2 holds "00" to "99", so that two digits cost one lookup.
-const digits2 = "00010203040506070809" +
-	"10111213141516171819" +
-	"20212223242526272829" +
-	"30313233343536373839" +
-	"40414243444546474849" +
-	"50515253545556575859" +
-	"60616263646566676869" +
-	"70717273747576777879" +
-	"80818283848586878889" +
-	"90919293949596979899"
+// put2 writes v (below 100) as two digits at b[i:i+2].
+func put2(b *[30]byte, i int, v uint32) {
+	p := digitPairs[v&127] // the mask only spares a bounds check
+	b[i], b[i+1] = p[0], p[1]
+}
+
+// digitPairs holds "00" to "99", so that two digits cost one lookup; it
+// has 128 rows so that indexing it with a 7-bit mask needs no check.
+var digitPairs = func() (t [128][2]byte) {
+	for v := range 100 {
+		t[v] = [2]byte{byte('0' + v/10), byte('0' + v%10)}
+	}
+	return t
+}()
 
 // civilCycles is how many 400-year Gregorian cycles (146097 days each) the
 // day count given to civil is shifted by, enough to make every Time's day
