@@ -180,7 +180,11 @@ func (p *Parser) Parse(raw []byte) (*Element, error) {
 	p.ns = p.ns[:0]
 	p.stack = p.stack[:0]
 	p.dec = p.dec[:0]
-	s := scanner{p: p, b: raw, lim: lim}
+	// Field by field too: the compiler builds a literal in a temporary
+	// and copies it sixteen bytes at a time, which cannot forward from
+	// the eight-byte stores that built it and stalls.
+	var s scanner
+	s.p, s.b, s.lim = p, raw, lim
 	if err := s.document(); err != nil {
 		return nil, err
 	}
@@ -219,11 +223,18 @@ func (s *scanner) skipSpace() {
 func checkChars(b []byte) error {
 	// Most stanzas are printable ASCII throughout: a word is when no byte
 	// has its high bit set and none is below 0x20 (the "has less than"
-	// bit trick, exact whenever the answer is no). Sixteen bytes a turn,
-	// then the last eight bytes of b, which may overlap bytes already
+	// bit trick, exact whenever the answer is no). 32 bytes a turn, then
+	// 16, then 8, then the last eight bytes of b, which may overlap bytes already
 	// passed: the test holds for each byte alone.
 	const lows, highs = 0x2020202020202020, 0x8080808080808080
 	i := 0
+	for ; i+32 <= len(b); i += 32 {
+		w, v := binary.LittleEndian.Uint64(b[i:]), binary.LittleEndian.Uint64(b[i+8:])
+		x, y := binary.LittleEndian.Uint64(b[i+16:]), binary.LittleEndian.Uint64(b[i+24:])
+		if ((w-lows)&^w|w|(v-lows)&^v|v|(x-lows)&^x|x|(y-lows)&^y|y)&highs != 0 {
+			return checkCharsFrom(b, i)
+		}
+	}
 	for ; i+16 <= len(b); i += 16 {
 		w, v := binary.LittleEndian.Uint64(b[i:]), binary.LittleEndian.Uint64(b[i+8:])
 		if ((w-lows)&^w|w|(v-lows)&^v|v)&highs != 0 {
@@ -668,6 +679,7 @@ func (s *scanner) startTag(depth int) error {
 			j++
 		}
 		var end int
+		refs := false
 		if charClass[c]&cNameStart != 0 && seen&cColon == 0 && j+1 < len(b) && b[j] == '=' && (b[j+1] == '\'' || b[j+1] == '"') {
 			end = valueEnd(b, j+2, b[j+1])
 		}
@@ -683,6 +695,7 @@ func (s *scanner) startTag(depth int) error {
 				return err
 			}
 			i = s.i
+			refs = a.HasRefs()
 		}
 		// Equal names have equal local parts, so most pairs differ in
 		// their local part's length or first byte and need no full
@@ -696,7 +709,7 @@ func (s *scanner) startTag(depth int) error {
 		}
 		if a.Decl {
 			s.i = i
-			if err := s.declare(a); err != nil {
+			if err := s.declare(a, refs); err != nil {
 				return err
 			}
 		}
@@ -878,7 +891,8 @@ func valueEnd(b []byte, i int, q byte) int {
 
 // declare records a namespace declaration, enforcing Namespaces in XML 1.0
 // §3 constraints.
-func (s *scanner) declare(a *Attr) error {
+// refs tells whether a's value holds references, as a.HasRefs would.
+func (s *scanner) declare(a *Attr, refs bool) error {
 	// Every prefix lookup scans the declarations in scope; bounding them
 	// keeps a stanza of nested declarations from costing a thousand times
 	// a plain one.
@@ -886,7 +900,7 @@ func (s *scanner) declare(a *Attr) error {
 		return s.fail(ErrTooComplex, "more than "+strconv.Itoa(s.lim.MaxAttrs)+" namespace declarations in scope")
 	}
 	uri := a.Raw
-	if a.HasRefs() {
+	if refs {
 		uri = appendDecoded(nil, a.Raw)
 		s.p.dec = append(s.p.dec, uri)
 	}
@@ -897,7 +911,7 @@ func (s *scanner) declare(a *Attr) error {
 		if len(uri) == 0 {
 			uri = nil
 		}
-		s.p.ns = append(s.p.ns, nsDecl{uri: uri})
+		s.pushNS(nil, uri)
 		return nil
 	}
 	switch {
@@ -910,8 +924,22 @@ func (s *scanner) declare(a *Attr) error {
 	case len(uri) == 0:
 		return s.fail(ErrMalformed, "a prefix cannot be undeclared in XML 1.0")
 	}
-	s.p.ns = append(s.p.ns, nsDecl{prefix: a.Local, uri: uri})
+	s.pushNS(a.Local, uri)
 	return nil
+}
+
+// pushNS reslices rather than appends a composite literal, which would be
+// built on the stack and copied in.
+func (s *scanner) pushNS(prefix, uri []byte) {
+	ns := s.p.ns
+	if n := len(ns); n < cap(ns) {
+		ns = ns[:n+1]
+	} else {
+		ns = append(ns, nsDecl{})
+	}
+	d := &ns[len(ns)-1]
+	d.prefix, d.uri = prefix, uri
+	s.p.ns = ns
 }
 
 var xmlNS = []byte(nsXML)
