@@ -351,47 +351,71 @@ func (s *scanner) markup(depth int) error {
 
 // content reads everything inside the root until its end tag.
 func (s *scanner) content() error {
-	p := s.p
-	textStart, blank := s.i, true
+	p, b := s.p, s.b
+	// The index stays in a local, as in startTag, and goes back to s.i
+	// around every call that reads on from it.
+	i := s.i
+	textStart, blank := i, true
 	flushText := func(end int) {
 		if end > textStart && len(p.stack) == 1 {
 			p.el.Children = append(p.el.Children, Node{Start: textStart, End: end, Text: true, Blank: blank})
 		}
 	}
-	for s.i < len(s.b) {
-		c := s.b[s.i]
+	for i < len(b) {
+		c := b[i]
 		switch c {
 		case '<':
 			var next byte
-			if s.i+1 < len(s.b) {
-				next = s.b[s.i+1]
+			if i+1 < len(b) {
+				next = b[i+1]
 			}
 			if next == '/' {
-				flushText(s.i)
-				if err := s.endTag(); err != nil {
-					return err
+				flushText(i)
+				// The usual end tag, </name> with the open element's
+				// name and no white space, is taken here; endTag reads
+				// any other.
+				top := &p.stack[len(p.stack)-1]
+				if k := i + 2 + len(top.name); k < len(b) && b[k] == '>' && string(b[i+2:k]) == string(top.name) {
+					p.ns = p.ns[:top.ns]
+					p.stack = p.stack[:len(p.stack)-1]
+					switch len(p.stack) {
+					case 0:
+						p.el.ContentEnd = i
+					case 1:
+						p.el.Children[len(p.el.Children)-1].End = k + 1
+					}
+					i = k + 1
+				} else {
+					s.i = i
+					if err := s.endTag(); err != nil {
+						return err
+					}
+					i = s.i
 				}
 				if len(p.stack) == 0 {
+					s.i = i
 					return nil
 				}
-				textStart, blank = s.i, true
+				textStart, blank = i, true
 				continue
 			}
-			if next == '!' && bytes.HasPrefix(s.b[s.i:], []byte("<![CDATA[")) {
-				end := bytes.Index(s.b[s.i+9:], []byte("]]>"))
+			if next == '!' && bytes.HasPrefix(b[i:], []byte("<![CDATA[")) {
+				end := bytes.Index(b[i+9:], []byte("]]>"))
 				if end < 0 {
+					s.i = i
 					return s.fail(ErrMalformed, "unterminated CDATA section")
 				}
-				for _, d := range s.b[s.i+9 : s.i+9+end] {
+				for _, d := range b[i+9 : i+9+end] {
 					if !isSpace(d) {
 						blank = false
 						break
 					}
 				}
-				s.i += 9 + end + 3
+				i += 9 + end + 3
 				continue
 			}
-			flushText(s.i)
+			flushText(i)
+			s.i = i
 			// A name start after '<' can only be a start tag: markup
 			// would find nothing special and read it as one.
 			var err error
@@ -403,32 +427,37 @@ func (s *scanner) content() error {
 			if err != nil {
 				return err
 			}
-			textStart, blank = s.i, true
+			i = s.i
+			textStart, blank = i, true
 		case '&':
+			s.i = i
 			if err := s.reference(); err != nil {
 				return err
 			}
+			i = s.i
 			blank = false
 		case '>':
-			if s.i >= 2 && s.b[s.i-1] == ']' && s.b[s.i-2] == ']' {
+			if i >= 2 && b[i-1] == ']' && b[i-2] == ']' {
+				s.i = i
 				return s.fail(ErrMalformed, "']]>' is not allowed in text")
 			}
 			blank = false
-			s.i++
+			i++
 		default:
 			// A run of text up to the next '<', '&' or '>'.
-			j := valueEnd(s.b, s.i+1, '>')
+			j := valueEnd(b, i+1, '>')
 			if blank {
-				for _, d := range s.b[s.i:j] {
+				for _, d := range b[i:j] {
 					if !isSpace(d) {
 						blank = false
 						break
 					}
 				}
 			}
-			s.i = j
+			i = j
 		}
 	}
+	s.i = i
 	return s.fail(ErrMalformed, "unexpected end of input: <"+string(p.stack[len(p.stack)-1].name)+"> is not closed")
 }
 
