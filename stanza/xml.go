@@ -142,10 +142,8 @@ type nsDecl struct {
 }
 
 type openElem struct {
-	name   []byte // qualified name as written, to match the end tag
-	ns     int    // len(p.ns) before this element's declarations
-	prefix []byte
-	local  []byte
+	name []byte // qualified name as written, to match the end tag
+	ns   int    // len(p.ns) before this element's declarations
 }
 
 // Parser parses stanzas: the restricted XML of RFC 6120 §11, one root
@@ -813,7 +811,7 @@ func (s *scanner) startTag(depth int) error {
 		p.stack = append(p.stack, openElem{})
 	}
 	o := &p.stack[len(p.stack)-1]
-	o.name, o.ns, o.prefix, o.local = nm, nsMark, prefix, local
+	o.name, o.ns = nm, nsMark
 	return nil
 }
 
