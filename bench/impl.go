@@ -87,7 +87,8 @@ type goMachine interface {
 
 // goHost drives a goMachine directly, as a Go host would: core.Machine
 // (native), core.Sharded from one goroutine (its cost over native is the
-// locking and the output copies), or the wazero engine.
+// locking, the pooled parser and copying outputs into a reused
+// core.Outputs), or the wazero engine.
 type goHost struct {
 	m        goMachine
 	sessions []stanza.JID
@@ -108,7 +109,24 @@ func newSharded(served []string) (Impl, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &goHost{m: m}, nil
+	return &goHost{m: &shardedInto{Sharded: m}}, nil
+}
+
+// shardedInto calls core.Sharded the way a Go server's connection
+// goroutine would for the lowest cost: with an Outputs it reuses.
+type shardedInto struct {
+	*core.Sharded
+	o core.Outputs
+}
+
+func (s *shardedInto) Client(now clock.Time, session stanza.JID, raw []byte) ([]core.Output, error) {
+	err := s.ClientInto(&s.o, now, session, raw)
+	return s.o.List, err
+}
+
+func (s *shardedInto) Server(now clock.Time, raw []byte) ([]core.Output, error) {
+	err := s.ServerInto(&s.o, now, raw)
+	return s.o.List, err
 }
 
 func (n *goHost) Roster(owner, contact string) error {

@@ -50,21 +50,22 @@ type parUser struct {
 	probe   []byte
 }
 
+// parHost is what runUsers drives. o is the calling goroutine's own
+// Outputs, as a connection goroutine of a Go server would keep one.
 type parHost interface {
-	client(now clock.Time, s stanza.JID, raw []byte) error
-	server(now clock.Time, raw []byte) error
+	client(o *core.Outputs, now clock.Time, s stanza.JID, raw []byte) error
+	server(o *core.Outputs, now clock.Time, raw []byte) error
 }
 
 type shardedHost struct{ s *core.Sharded }
 
-func (h shardedHost) client(now clock.Time, s stanza.JID, raw []byte) error {
-	_, err := h.s.Client(now, s, raw)
-	return err
+func (h shardedHost) client(o *core.Outputs, now clock.Time, s stanza.JID, raw []byte) error {
+	return h.s.ClientInto(o, now, s, raw)
 }
 
-func (h shardedHost) server(now clock.Time, raw []byte) error {
-	out, err := h.s.Server(now, raw)
-	if err == nil && len(out) != 1 {
+func (h shardedHost) server(o *core.Outputs, now clock.Time, raw []byte) error {
+	err := h.s.ServerInto(o, now, raw)
+	if err == nil && len(o.List) != 1 {
 		err = errors.New("probe did not get exactly one reply")
 	}
 	return err
@@ -72,12 +73,12 @@ func (h shardedHost) server(now clock.Time, raw []byte) error {
 
 type machineHost struct{ m *core.Machine }
 
-func (h machineHost) client(now clock.Time, s stanza.JID, raw []byte) error {
+func (h machineHost) client(_ *core.Outputs, now clock.Time, s stanza.JID, raw []byte) error {
 	_, err := h.m.Client(now, s, raw)
 	return err
 }
 
-func (h machineHost) server(now clock.Time, raw []byte) error {
+func (h machineHost) server(_ *core.Outputs, now clock.Time, raw []byte) error {
 	out, err := h.m.Server(now, raw)
 	if err == nil && len(out) != 1 {
 		err = errors.New("probe did not get exactly one reply")
@@ -102,14 +103,15 @@ func runUsers(us []parUser, g int, d time.Duration, h parHost) (float64, error) 
 			defer wg.Done()
 			now := t0.Add(time.Hour)
 			n := int64(0)
+			var o core.Outputs
 			for i := 0; !stop.Load(); i++ {
 				u := &mine[i%len(mine)]
 				now += 1000
-				if err := h.client(now, u.session, u.avail[(i/len(mine))&1]); err != nil {
+				if err := h.client(&o, now, u.session, u.avail[(i/len(mine))&1]); err != nil {
 					failed.Store(err)
 					break
 				}
-				if err := h.server(now, u.probe); err != nil {
+				if err := h.server(&o, now, u.probe); err != nil {
 					failed.Store(err)
 					break
 				}

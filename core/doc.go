@@ -49,7 +49,9 @@
 //     ErrorReply for the local session. Output.To is the normalised address.
 //     The stanzas carry no xmlns: write them into the stream you route them
 //     on. Outputs of a Machine alias its buffers until its next call; copy
-//     them to queue them (Sharded's are already copies).
+//     them to queue them. Sharded's are copies the caller owns; a connection
+//     goroutine that keeps one Outputs and calls ClientInto and ServerInto
+//     instead gets them without an allocation per call.
 //  7. On an error (it matches ErrBadInput; errors.As gives an *InputError
 //     and, below it, a *stanza.SyntaxError or *stanza.JIDError), nothing was
 //     emitted and nothing changed: answer the sender as your server does for

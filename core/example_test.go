@@ -72,3 +72,26 @@ func ExampleSharded() {
 	// Output:
 	// <presence from='nurse@montague.com/kitchen' to='nurse@montague.com/kitchen'><show>chat</show><delay xmlns='urn:xmpp:delay' from='nurse@montague.com/kitchen' stamp='2000-01-01T00:00:00Z'/></presence>
 }
+
+// A connection goroutine keeps one Outputs and passes it to every call, so
+// that answering allocates nothing once its buffers have grown.
+func ExampleSharded_ServerInto() {
+	s, _ := core.NewSharded(core.Config{Served: []string{"montague.com"}}, 0)
+	s.SetRoster(stanza.MustParse("romeo@montague.com"), stanza.MustParse("juliet@capulet.com"), core.SubBoth)
+	var out core.Outputs // one per connection goroutine
+	for _, probe := range []string{
+		`<presence from='juliet@capulet.com/balcony' to='romeo@montague.com' type='probe' id='p1'/>`,
+		`<presence from='juliet@capulet.com/balcony' to='romeo@montague.com' type='probe' id='p2'/>`,
+	} {
+		if err := s.ServerInto(&out, clock.Epoch2000, []byte(probe)); err != nil {
+			fmt.Println(err)
+			continue
+		}
+		for _, o := range out.List { // valid until out is used again
+			fmt.Println(o.Kind, string(o.To), string(o.Stanza))
+		}
+	}
+	// Output:
+	// reply juliet@capulet.com/balcony <presence from='romeo@montague.com' to='juliet@capulet.com/balcony' type='unavailable' id='p1'/>
+	// reply juliet@capulet.com/balcony <presence from='romeo@montague.com' to='juliet@capulet.com/balcony' type='unavailable' id='p2'/>
+}

@@ -70,36 +70,65 @@ func (s *Sharded) shardOf(bare string) *shard {
 	return &s.shards[h%uint32(len(s.shards))]
 }
 
-// copyOutputs copies the outputs into memory the caller owns, with one
-// allocation for all the bytes.
-func copyOutputs(out []Output) []Output {
-	if len(out) == 0 {
-		return nil
-	}
+// Outputs receives what a Sharded call emits, in memory the caller owns
+// and reuses: a connection's goroutine keeps one Outputs and passes it to
+// ClientInto and ServerInto on every call, so that steady traffic
+// allocates nothing once the buffers have grown. List's slices stay valid
+// until the Outputs is passed to another call. The zero value is ready to
+// use; an Outputs must not be shared by concurrent calls.
+type Outputs struct {
+	// List is what the last call emitted, in order; empty when it emitted
+	// nothing or refused its input.
+	List []Output
+	buf  []byte
+}
+
+func (o *Outputs) reset() {
+	o.List = o.List[:0]
+	o.buf = o.buf[:0]
+}
+
+// add copies out, which aliases a Machine's buffers, into o. The buffer
+// grows before any copy, so earlier Outputs in List never move.
+func (o *Outputs) add(out []Output) {
 	n := 0
-	for _, o := range out {
-		n += len(o.To) + len(o.Stanza)
+	for _, x := range out {
+		n += len(x.To) + len(x.Stanza)
 	}
-	buf := make([]byte, 0, n)
-	res := make([]Output, len(out))
-	for i, o := range out {
-		start := len(buf)
-		buf = append(buf, o.To...)
-		mid := len(buf)
-		buf = append(buf, o.Stanza...)
-		res[i] = Output{Kind: o.Kind, To: buf[start:mid:mid], Stanza: buf[mid:len(buf):len(buf)]}
+	if len(o.buf)+n > cap(o.buf) {
+		// Outputs already in List keep the old array alive; new ones go
+		// to a fresh one big enough for this call.
+		o.buf = make([]byte, 0, max(2*cap(o.buf), n))
 	}
-	return res
+	for _, x := range out {
+		start := len(o.buf)
+		o.buf = append(o.buf, x.To...)
+		mid := len(o.buf)
+		o.buf = append(o.buf, x.Stanza...)
+		o.List = append(o.List, Output{Kind: x.Kind, To: o.buf[start:mid:mid], Stanza: o.buf[mid:len(o.buf):len(o.buf)]})
+	}
 }
 
 // Client is Machine.Client, safe for concurrent use. A client probe to a
 // local user on another shard is admitted (C3, C4) on the session's shard
-// and answered on the target's.
+// and answered on the target's. The outputs are copies the caller owns;
+// ClientInto avoids allocating them.
 func (s *Sharded) Client(now clock.Time, session stanza.JID, raw []byte) ([]Output, error) {
+	var o Outputs
+	if err := s.ClientInto(&o, now, session, raw); err != nil || len(o.List) == 0 {
+		return nil, err
+	}
+	return o.List, nil
+}
+
+// ClientInto is Client writing its outputs into o, which it resets first.
+// On error o.List is empty.
+func (s *Sharded) ClientInto(o *Outputs, now clock.Time, session stanza.JID, raw []byte) error {
+	o.reset()
 	ps := s.parsers.Get().(*parsed)
 	defer s.parsers.Put(ps)
 	if err := ps.p.ParsePresence(raw, &ps.pres); err != nil {
-		return nil, bad("client", err)
+		return bad("client", err)
 	}
 	sh := s.shardOf(session.Bare().String())
 	sh.mu.Lock()
@@ -114,12 +143,12 @@ func (s *Sharded) Client(now clock.Time, session stanza.JID, raw []byte) ([]Outp
 	}
 	if err != nil {
 		sh.mu.Unlock()
-		return nil, err
+		return err
 	}
-	out := copyOutputs(m.finish())
+	o.add(m.finish())
 	sh.mu.Unlock()
 	if !c.pending.set {
-		return out, nil
+		return nil
 	}
 	p := &c.pending
 	th := s.shardOf(p.target.Bare().String())
@@ -127,21 +156,34 @@ func (s *Sharded) Client(now clock.Time, session stanza.JID, raw []byte) ([]Outp
 	defer th.mu.Unlock()
 	th.m.reset()
 	th.m.answer(p.from, p.target, p.id)
-	return copyOutputs(th.m.finish()), nil
+	o.add(th.m.finish())
+	return nil
 }
 
-// Server is Machine.Server, safe for concurrent use.
+// Server is Machine.Server, safe for concurrent use. The outputs are
+// copies the caller owns; ServerInto avoids allocating them.
 func (s *Sharded) Server(now clock.Time, raw []byte) ([]Output, error) {
+	var o Outputs
+	if err := s.ServerInto(&o, now, raw); err != nil || len(o.List) == 0 {
+		return nil, err
+	}
+	return o.List, nil
+}
+
+// ServerInto is Server writing its outputs into o, which it resets first.
+// On error o.List is empty.
+func (s *Sharded) ServerInto(o *Outputs, now clock.Time, raw []byte) error {
+	o.reset()
 	ps := s.parsers.Get().(*parsed)
 	defer s.parsers.Put(ps)
 	if err := ps.p.ParsePresence(raw, &ps.pres); err != nil {
-		return nil, bad("server", err)
+		return bad("server", err)
 	}
 	// Address checks read no state: they run before any lock, with the
 	// parser's own jidReader.
 	from, to, err := ps.jids.serverJIDs(&ps.pres)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	sh := s.shardOf(to.Bare().String())
 	sh.mu.Lock()
@@ -149,13 +191,14 @@ func (s *Sharded) Server(now clock.Time, raw []byte) ([]Output, error) {
 	m := sh.m
 	m.reset()
 	if err := m.checkServerTarget(&ps.pres, to); err != nil {
-		return nil, err
+		return err
 	}
 	if ps.pres.Type == stanza.Probe {
 		m.idbuf = ps.pres.AppendIDAttr(m.idbuf[:0])
 		m.answer(from, to, m.idbuf)
 	}
-	return copyOutputs(m.finish()), nil
+	o.add(m.finish())
+	return nil
 }
 
 // Close is Machine.Close, safe for concurrent use.
