@@ -74,8 +74,18 @@ func cpuTime() time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
-// calibrate finds how many operations fill about d.
+// warmupOps is how many operations run before calibrating: enough for four
+// full batches. The first calls on a fresh instance pay one-time costs (a
+// WASM guest growing its heap, first-use paths in a runtime); timing them
+// made calibrate settle on one operation per sample, so that whole cells
+// measured a batch of one plus its fixed cost.
+const warmupOps = 4 * batchSize
+
+// calibrate finds how many operations fill about d, after a warm-up.
 func calibrate(in *instance, d time.Duration) (int, error) {
+	if err := in.run(warmupOps); err != nil {
+		return 0, err
+	}
 	n := 1
 	for {
 		el, err := timed(in, n)
