@@ -221,6 +221,7 @@ func (r *Results) parRows() [][]string {
 		{"bare Machine, GOMAXPROCS=1", "1", fmtRate(p.Machine), ""},
 		{"diagnostic: Sharded with a lock-free Authorizer, 1 core", "1", fmtRate(p.OpenOne), ""},
 		{fmt.Sprintf("diagnostic: the same, %d cores", p.Cores), fmt.Sprint(p.Cores), fmtRate(p.OpenAll), fmt.Sprintf("speedup %.2f×", p.OpenSpeedup)},
+		{fmt.Sprintf("ceiling: a register-only loop, %d cores vs 1 (no program scales better here)", p.Cores), "", fmt.Sprintf("%.2f×", p.SpinSpeedup), joinRatios(p.SpinRuns)},
 	}
 }
 
@@ -261,6 +262,14 @@ func (r *Results) sizeRows() [][]string {
 		rows = append(rows, []string{"`" + r.Wasm.Path + "` (lastseen)", mib(r.Wasm.Bytes)})
 	}
 	return rows
+}
+
+func joinRatios(xs []float64) string {
+	s := make([]string, len(xs))
+	for i, x := range xs {
+		s[i] = fmt.Sprintf("%.2f×", x)
+	}
+	return strings.Join(s, ", ")
 }
 
 func joinRates(xs []float64) string {
