@@ -4,13 +4,11 @@ package core_test
 // its fallback, which must answer alike.
 
 import (
-	"bytes"
 	"path/filepath"
 	"testing"
-	"time"
 
-	"github.com/lastseen-xmpp/lastseen/clock"
 	"github.com/lastseen-xmpp/lastseen/core"
+	"github.com/lastseen-xmpp/lastseen/internal/engine"
 	"github.com/lastseen-xmpp/lastseen/internal/scenario"
 	"github.com/lastseen-xmpp/lastseen/stanza"
 )
@@ -97,14 +95,10 @@ func TestThreeCallFallbackCorpus(t *testing.T) {
 		t.Fatal("no scenarios", err)
 	}
 	var calls *threeCalls
-	factory := func(served []string) (scenario.Engine, error) {
+	factory := engine.NativeWith(func(served []string) core.Config {
 		calls = &threeCalls{a: core.NewMemoryAuth()}
-		m, err := core.New(core.Config{Served: served, Auth: calls})
-		if err != nil {
-			return nil, err
-		}
-		return &plainEngine{m: m}, nil
-	}
+		return core.Config{Served: served, Auth: calls}
+	})
 	var total threeCalls
 	for _, p := range paths {
 		r := scenario.RunFile(factory, p)
@@ -121,88 +115,3 @@ func TestThreeCallFallbackCorpus(t *testing.T) {
 		t.Errorf("the corpus made %d Blocks, %d Subscription and %d Hidden calls; want some of each", total.blocks, total.subs, total.hidden)
 	}
 }
-
-// plainEngine adapts a Machine to scenario.Engine, as internal/engine does.
-type plainEngine struct{ m *core.Machine }
-
-func (e *plainEngine) Roster(owner, contact, sub string) error {
-	o, err := stanza.Parse(owner)
-	if err != nil {
-		return err
-	}
-	c, err := stanza.Parse(contact)
-	if err != nil {
-		return err
-	}
-	s, ok := core.ParseSubscription(sub)
-	if !ok {
-		return &core.InputError{Event: "roster", Err: core.ErrConfig}
-	}
-	return e.m.SetRoster(o, c, s)
-}
-
-func (e *plainEngine) Block(owner, jid string) error {
-	o, err := stanza.Parse(owner)
-	if err != nil {
-		return err
-	}
-	j, err := stanza.Parse(jid)
-	if err != nil {
-		return err
-	}
-	return e.m.SetBlock(o, j, true)
-}
-
-func (e *plainEngine) Hide(owner string) error {
-	o, err := stanza.Parse(owner)
-	if err != nil {
-		return err
-	}
-	return e.m.SetHidden(o, true)
-}
-
-func (e *plainEngine) Limit(burst int, per time.Duration) error {
-	return e.m.SetProbeLimit(core.RateLimit{Burst: burst, Per: per})
-}
-
-func copies(out []core.Output, err error) ([][]byte, error) {
-	if err != nil {
-		return nil, err
-	}
-	res := make([][]byte, len(out))
-	for i, o := range out {
-		res[i] = bytes.Clone(o.Stanza)
-	}
-	return res, nil
-}
-
-func (e *plainEngine) withJID(event, s string, call func(stanza.JID) ([]core.Output, error)) ([][]byte, error) {
-	j, err := stanza.Parse(s)
-	if err != nil {
-		return nil, &core.InputError{Event: event, Err: err}
-	}
-	return copies(call(j))
-}
-
-func (e *plainEngine) Client(now clock.Time, s string, xml []byte) ([][]byte, error) {
-	return e.withJID("client", s, func(j stanza.JID) ([]core.Output, error) { return e.m.Client(now, j, xml) })
-}
-
-func (e *plainEngine) Server(now clock.Time, xml []byte) ([][]byte, error) {
-	return copies(e.m.Server(now, xml))
-}
-
-func (e *plainEngine) Close(now clock.Time, s string) ([][]byte, error) {
-	return e.withJID("close", s, func(j stanza.JID) ([]core.Output, error) { return e.m.Close(now, j) })
-}
-
-func (e *plainEngine) Up(now clock.Time, s string) ([][]byte, error) {
-	return e.withJID("up", s, func(j stanza.JID) ([]core.Output, error) { return e.m.Up(now, j) })
-}
-
-func (e *plainEngine) Down(now clock.Time, s string) ([][]byte, error) {
-	return e.withJID("down", s, func(j stanza.JID) ([]core.Output, error) { return e.m.Down(now, j) })
-}
-
-func (e *plainEngine) State() ([]byte, error) { return e.m.AppendState(nil), nil }
-func (e *plainEngine) Release() error         { return nil }
