@@ -531,13 +531,13 @@ func isXMLChar(r rune) bool {
 		(r >= 0xE000 && r <= 0xFFFD) || (r >= 0x10000 && r <= 0x10FFFF)
 }
 
-// name reads an XML Name at s.i and reports whether it holds a ':'.
-func (s *scanner) name() ([]byte, bool, error) {
-	b, start := s.b, s.i
-	// One table load per byte: the class says both whether the byte goes
-	// on with the name and whether it is a colon, so the loop has a single
-	// branch. Bytes from 0x80 have no class and stop it.
-	i, seen := start, uint8(0)
+// asciiNameEnd returns the end of the run of ASCII name bytes at b[i:] and
+// the union of their classes. One table load per byte: the class says both
+// whether the byte goes on with the name and whether it is a colon, so the
+// loop has a single branch. Bytes from 0x80 have no class and stop it. It
+// is small enough to inline, so callers keep their index in a register.
+func asciiNameEnd(b []byte, i int) (int, uint8) {
+	seen := uint8(0)
 	for i < len(b) {
 		k := charClass[b[i]]
 		if k&cName == 0 {
@@ -546,6 +546,13 @@ func (s *scanner) name() ([]byte, bool, error) {
 		seen |= k
 		i++
 	}
+	return i, seen
+}
+
+// name reads an XML Name at s.i and reports whether it holds a ':'.
+func (s *scanner) name() ([]byte, bool, error) {
+	b, start := s.b, s.i
+	i, seen := asciiNameEnd(b, start)
 	if i < len(b) && b[i] >= 0x80 {
 		return s.nonASCIIName(start, i, seen&cColon != 0)
 	}
@@ -618,15 +625,7 @@ func (s *scanner) startTag(depth int) error {
 	i := elemStart + 1 // past '<'
 	// An ASCII name is read here, as name would; anything else, error
 	// included, by name.
-	j, seen := i, uint8(0)
-	for j < len(b) {
-		k := charClass[b[j]]
-		if k&cName == 0 {
-			break
-		}
-		seen |= k
-		j++
-	}
+	j, seen := asciiNameEnd(b, i)
 	var nm []byte
 	colon := seen&cColon != 0
 	if j > i && charClass[b[i]]&cNameStart != 0 && (j == len(b) || b[j] < 0x80) {
@@ -696,15 +695,7 @@ func (s *scanner) startTag(depth int) error {
 		// The usual attribute, an unprefixed ASCII name='value' with no
 		// reference in the value, is read here; anything else, error
 		// included, is read again from its start by attr.
-		j, seen := i, uint8(0)
-		for j < len(b) {
-			k := charClass[b[j]]
-			if k&cName == 0 {
-				break
-			}
-			seen |= k
-			j++
-		}
+		j, seen := asciiNameEnd(b, i)
 		var end int
 		refs := false
 		if charClass[c]&cNameStart != 0 && seen&cColon == 0 && j+1 < len(b) && b[j] == '=' && (b[j+1] == '\'' || b[j+1] == '"') {
