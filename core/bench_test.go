@@ -10,6 +10,7 @@ package core_test
 
 import (
 	"strconv"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -222,4 +223,59 @@ func BenchmarkClientProbeRouted(b *testing.B) {
 			b.Fatal(len(out), err)
 		}
 	}
+}
+
+// BenchmarkShardedParallel runs the goroutine-safe wrapper from every P at
+// once, each goroutine walking users of its own: a presence update then a
+// server probe per user, as the parallel section of `go run ./bench` does.
+// Compare -cpu=1 with -cpu=2 (or more): ns/op is wall time per stanza over
+// all goroutines, so the ratio of the two is the speedup. There are more
+// users than a JID cache holds, so each probe's to is normalised afresh,
+// as in BenchmarkProbeOfflineDistinct (1 alloc).
+func BenchmarkShardedParallel(b *testing.B) {
+	const users = 4096
+	s, err := core.NewSharded(core.Config{Served: []string{benchDomain}}, 0)
+	if err != nil {
+		b.Fatal(err)
+	}
+	type user struct {
+		session stanza.JID
+		avail   [2][]byte
+		probe   []byte
+	}
+	us := make([]user, users)
+	prober := benchJID(b, benchProber)
+	for i := range us {
+		n := strconv.Itoa(i)
+		bare := benchJID(b, "user"+n+"@"+benchDomain)
+		u := &us[i]
+		u.session = benchJID(b, bare.String()+"/phone")
+		u.avail = [2][]byte{[]byte(benchAvailA), []byte(benchAvailB)}
+		u.probe = []byte("<presence from='juliet@capulet.com/balcony' to='" + bare.String() + "' type='probe' id='p" + n + "'/>")
+		if err := s.SetRoster(bare, prober, core.SubBoth); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := s.Client(benchT0, u.session, u.avail[1]); err != nil {
+			b.Fatal(err)
+		}
+	}
+	var next atomic.Int64
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		// Each goroutine takes a distinct stride of users, so no two walk
+		// the same user and every update is a change.
+		first := int(next.Add(1)-1) % users
+		var o core.Outputs
+		now := benchT0.Add(time.Hour)
+		for i := 0; pb.Next(); i++ {
+			u := &us[(first+i*7919)%users]
+			now += clock.Time(time.Millisecond)
+			if err := s.ClientInto(&o, now, u.session, u.avail[(i/users)&1]); err != nil {
+				b.Fatal(err)
+			}
+			if err := s.ServerInto(&o, now, u.probe); err != nil || len(o.List) != 1 {
+				b.Fatal(len(o.List), err)
+			}
+		}
+	})
 }

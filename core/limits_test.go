@@ -279,19 +279,11 @@ func TestShardedEntityCapAllOrNothing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Fill shard 3 only: Sharded spreads users by FNV-1a of the bare JID.
-	fnv := func(s string) uint32 {
-		h := uint32(2166136261)
-		for i := 0; i < len(s); i++ {
-			h ^= uint32(s[i])
-			h *= 16777619
-		}
-		return h
-	}
+	// Fill shard 3 only.
 	filled := 0
 	for i := 0; filled < 2; i++ {
 		u := fmt.Sprintf("u%d@montague.com", i)
-		if fnv(u)%4 != 3 {
+		if core.ShardOf(u, 4) != 3 {
 			continue
 		}
 		if _, err := s.Client(t0, stanza.MustParse(u+"/r"), []byte(`<presence/>`)); err != nil {
