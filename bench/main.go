@@ -284,7 +284,7 @@ func targets(r *Results) []Target {
 		}
 	}
 	if p := r.Parallel; p.Missing == "" {
-		ts = append(ts, Target{fmt.Sprintf("parallel wrapper, %d cores vs 1", p.Cores), "≥ 1.7×", fmt.Sprintf("%.2f× (a register-only loop: %.2f×)", p.Speedup, p.SpinSpeedup), status(p.Speedup >= 1.7)})
+		ts = append(ts, Target{fmt.Sprintf("parallel wrapper, %d cores vs 1", p.Cores), "≥ 1.7×", fmt.Sprintf("%.2f× (independent Machines: %.2f×, a register-only loop: %.2f×)", p.Speedup, p.IndepSpeedup, p.SpinSpeedup), status(p.Speedup >= 1.7)})
 	} else {
 		na("parallel wrapper", "≥ 1.7×", p.Missing)
 	}

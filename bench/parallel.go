@@ -34,6 +34,15 @@ type ParResult struct {
 	OpenOne     float64 `json:"open_auth_one_core"`
 	OpenAll     float64 `json:"open_auth_all_cores"`
 	OpenSpeedup float64 `json:"open_auth_speedup"`
+	// Indep, IndepAll and IndepSpeedup repeat the runs on independent
+	// Machines, one per goroutine, each holding only the users its
+	// goroutine walks: no lock and no shared memory, so no wrapper can
+	// scale better than this on the same mix. The one-core run walks all
+	// the users over all the Machines, as Sharded's does.
+	IndepOne     float64   `json:"independent_one_core"`
+	IndepAll     float64   `json:"independent_all_cores"`
+	IndepSpeedup float64   `json:"independent_speedup"`
+	IndepRuns    []float64 `json:"independent_speedup_runs"`
 	// SpinSpeedup is the machine's own ceiling, measured right after each
 	// pair of runs: a register-only arithmetic loop (no memory traffic, no
 	// locks, no allocation) on all cores against one. On a virtual machine
@@ -88,38 +97,48 @@ type parUser struct {
 	session stanza.JID
 	avail   [2][]byte
 	probe   []byte
+	share   int // the goroutine that walks it on all cores
 }
 
 // parHost is what runUsers drives. o is the calling goroutine's own
 // Outputs, as a connection goroutine of a Go server would keep one.
 type parHost interface {
-	client(o *core.Outputs, now clock.Time, s stanza.JID, raw []byte) error
-	server(o *core.Outputs, now clock.Time, raw []byte) error
+	client(o *core.Outputs, now clock.Time, u *parUser, raw []byte) error
+	server(o *core.Outputs, now clock.Time, u *parUser) error
 }
 
 type shardedHost struct{ s *core.Sharded }
 
-func (h shardedHost) client(o *core.Outputs, now clock.Time, s stanza.JID, raw []byte) error {
-	return h.s.ClientInto(o, now, s, raw)
+func (h shardedHost) client(o *core.Outputs, now clock.Time, u *parUser, raw []byte) error {
+	return h.s.ClientInto(o, now, u.session, raw)
 }
 
-func (h shardedHost) server(o *core.Outputs, now clock.Time, raw []byte) error {
-	err := h.s.ServerInto(o, now, raw)
+func (h shardedHost) server(o *core.Outputs, now clock.Time, u *parUser) error {
+	err := h.s.ServerInto(o, now, u.probe)
 	if err == nil && len(o.List) != 1 {
 		err = errors.New("probe did not get exactly one reply")
 	}
 	return err
 }
 
-type machineHost struct{ m *core.Machine }
+// machinesHost sends each user's stanzas to the Machine of its share, or
+// to its only Machine.
+type machinesHost []*core.Machine
 
-func (h machineHost) client(_ *core.Outputs, now clock.Time, s stanza.JID, raw []byte) error {
-	_, err := h.m.Client(now, s, raw)
+func (h machinesHost) of(u *parUser) *core.Machine {
+	if len(h) == 1 {
+		return h[0]
+	}
+	return h[u.share]
+}
+
+func (h machinesHost) client(_ *core.Outputs, now clock.Time, u *parUser, raw []byte) error {
+	_, err := h.of(u).Client(now, u.session, raw)
 	return err
 }
 
-func (h machineHost) server(_ *core.Outputs, now clock.Time, raw []byte) error {
-	out, err := h.m.Server(now, raw)
+func (h machinesHost) server(_ *core.Outputs, now clock.Time, u *parUser) error {
+	out, err := h.of(u).Server(now, u.probe)
 	if err == nil && len(out) != 1 {
 		err = errors.New("probe did not get exactly one reply")
 	}
@@ -147,11 +166,11 @@ func runUsers(us []parUser, g int, d time.Duration, h parHost) (float64, error) 
 			for i := 0; !stop.Load(); i++ {
 				u := &mine[i%len(mine)]
 				now += 1000
-				if err := h.client(&o, now, u.session, u.avail[(i/len(mine))&1]); err != nil {
+				if err := h.client(&o, now, u, u.avail[(i/len(mine))&1]); err != nil {
 					failed.Store(err)
 					break
 				}
-				if err := h.server(&o, now, u.probe); err != nil {
+				if err := h.server(&o, now, u); err != nil {
 					failed.Store(err)
 					break
 				}
@@ -183,16 +202,26 @@ func measureParallel(users int, d time.Duration, runs int) (ParResult, error) {
 	if err != nil {
 		return r, err
 	}
+	// One Machine with every user for the bare-Machine row, and one per
+	// core for the independent ceiling.
 	m, err := core.New(core.Config{Served: []string{domain}})
 	if err != nil {
 		return r, err
 	}
-	us := make([]parUser, users)
+	indep := make(machinesHost, cores)
+	for k := range indep {
+		if indep[k], err = core.New(core.Config{Served: []string{domain}}); err != nil {
+			return r, err
+		}
+	}
+	per := users / cores
+	us := make([]parUser, per*cores)
 	pr := stanza.MustParse(prober)
 	for i := range us {
 		n := strconv.Itoa(i)
 		bare := stanza.MustParse("user" + n + "@" + domain)
 		u := &us[i]
+		u.share = i / per
 		if u.session, err = bare.WithResource("phone"); err != nil {
 			return r, err
 		}
@@ -204,8 +233,13 @@ func measureParallel(users int, d time.Duration, runs int) (ParResult, error) {
 		if err := s.SetRoster(bare, pr, core.SubBoth); err != nil {
 			return r, err
 		}
-		if err := m.SetRoster(bare, pr, core.SubBoth); err != nil {
-			return r, err
+		for _, m := range []*core.Machine{m, indep[u.share]} {
+			if err := m.SetRoster(bare, pr, core.SubBoth); err != nil {
+				return r, err
+			}
+			if _, err := m.Client(t0, u.session, u.avail[1]); err != nil {
+				return r, err
+			}
 		}
 		if _, err := s.Client(t0, u.session, u.avail[1]); err != nil {
 			return r, err
@@ -213,27 +247,24 @@ func measureParallel(users int, d time.Duration, runs int) (ParResult, error) {
 		if _, err := so.Client(t0, u.session, u.avail[1]); err != nil {
 			return r, err
 		}
-		if _, err := m.Client(t0, u.session, u.avail[1]); err != nil {
-			return r, err
-		}
 	}
 	prev := runtime.GOMAXPROCS(0)
 	defer runtime.GOMAXPROCS(prev)
-	var openOne, openAll []float64
+	var openOne, openAll, indepOne, indepAll []float64
 	for range runs {
 		for _, c := range []struct {
-			s        *core.Sharded
+			h        parHost
 			one, all *[]float64
-		}{{s, &r.OneRuns, &r.AllRuns}, {so, &openOne, &openAll}} {
+		}{{shardedHost{s}, &r.OneRuns, &r.AllRuns}, {indep, &indepOne, &indepAll}, {shardedHost{so}, &openOne, &openAll}} {
 			runtime.GOMAXPROCS(1)
 			runtime.GC()
-			one, err := runUsers(us, 1, d, shardedHost{c.s})
+			one, err := runUsers(us, 1, d, c.h)
 			if err != nil {
 				return r, err
 			}
 			runtime.GOMAXPROCS(cores)
 			runtime.GC()
-			all, err := runUsers(us, cores, d, shardedHost{c.s})
+			all, err := runUsers(us, cores, d, c.h)
 			if err != nil {
 				return r, err
 			}
@@ -249,9 +280,14 @@ func measureParallel(users int, d time.Duration, runs int) (ParResult, error) {
 	r.SpinSpeedup = median(r.SpinRuns)
 	r.OpenOne, r.OpenAll = median(openOne), median(openAll)
 	r.OpenSpeedup = pairedSpeedup(openOne, openAll)
+	r.IndepOne, r.IndepAll = median(indepOne), median(indepAll)
+	r.IndepSpeedup = pairedSpeedup(indepOne, indepAll)
+	for i := range indepOne {
+		r.IndepRuns = append(r.IndepRuns, indepAll[i]/indepOne[i])
+	}
 	runtime.GOMAXPROCS(1)
 	runtime.GC()
-	if r.Machine, err = runUsers(us, 1, d, machineHost{m}); err != nil {
+	if r.Machine, err = runUsers(us, 1, d, machinesHost{m}); err != nil {
 		return r, err
 	}
 	r.OneCore, r.AllCores = median(r.OneRuns), median(r.AllRuns)

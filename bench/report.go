@@ -221,6 +221,7 @@ func (r *Results) parRows() [][]string {
 		{"bare Machine, GOMAXPROCS=1", "1", fmtRate(p.Machine), ""},
 		{"diagnostic: Sharded with a lock-free Authorizer, 1 core", "1", fmtRate(p.OpenOne), ""},
 		{fmt.Sprintf("diagnostic: the same, %d cores", p.Cores), fmt.Sprint(p.Cores), fmtRate(p.OpenAll), fmt.Sprintf("speedup %.2f×", p.OpenSpeedup)},
+		{fmt.Sprintf("ceiling: independent Machines, one per goroutine (no lock, no shared memory), %d cores vs 1", p.Cores), "", fmt.Sprintf("%.2f×", p.IndepSpeedup), joinRatios(p.IndepRuns)},
 		{fmt.Sprintf("ceiling: a register-only loop, %d cores vs 1 (no program scales better here)", p.Cores), "", fmt.Sprintf("%.2f×", p.SpinSpeedup), joinRatios(p.SpinRuns)},
 	}
 }
