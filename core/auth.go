@@ -106,9 +106,11 @@ type FactStore interface {
 // value is empty and ready.
 //
 // Owners are spread over stripes, each with its own lock on its own cache
-// line: a read lock writes its lock's line, and a single lock taken for
-// every probe on every core made that line travel between the cores on
-// each call (bench/notes.md, "Parallel wrapper").
+// line. A read lock writes its lock's line, so one lock read-locked for
+// every probe on every core makes that line travel between the cores on
+// each call, which grows with the core count (golang/go#17973). On 2
+// cores the difference is within the noise (bench/notes.md, "Parallel
+// wrapper"); the stripes cost nothing measurable on one.
 type MemoryAuth struct {
 	stripes [authStripes]authStripe
 }
