@@ -362,7 +362,7 @@ func (r *Results) WriteMarkdown(w io.Writer, notes, chart string) {
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "## Parallel throughput")
 	fmt.Fprintln(w)
-	fmt.Fprintf(w, "core.Sharded with its default shard count; %d users, each goroutine walking its own share: a presence update then a server probe per user. %.1f s per run.\n\n", r.Parallel.Users, r.Parallel.Seconds)
+	fmt.Fprintf(w, "core.Sharded with its default shard count (64 per GOMAXPROCS); %d users, each goroutine walking its own share: a presence update then a server probe per user. %.1f s per run.\n\n", r.Parallel.Users, r.Parallel.Seconds)
 	writeMarkdownTable(w, r.parRows())
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "## WASM module size")
