@@ -23,7 +23,11 @@ export interface Output {
   to: string;
   /** The complete stanza, without a namespace declaration. */
   stanza: string;
-  /** The stanza's exact bytes (not enumerated). */
+  /**
+   * The stanza's exact bytes (not enumerated). A view into one copy of the
+   * call's results, shared with the call's other outputs: read it through
+   * the view (or `slice()` it), not through `bytes.buffer`, which holds more.
+   */
   readonly bytes: Uint8Array;
 }
 
@@ -98,7 +102,11 @@ export class Machine {
   setProbeLimit(limit: { burst: number; per: Duration }): void;
   /** The deterministic encoding of everything the machine tracks. */
   state(): Uint8Array;
-  /** The durable state: versioned, checksummed bytes any engine can restore. */
+  /**
+   * The durable state: versioned, checksummed bytes any engine can restore.
+   * Like Output.bytes (and state()), a view: mind its byteOffset if you use
+   * its buffer.
+   */
   snapshot(): Uint8Array;
   /** Loads a snapshot; a damaged one throws code CORRUPT and changes nothing. */
   restore(snapshot: Uint8Array): void;

@@ -187,7 +187,10 @@ class Output {
     this.#bytes = bytes;
   }
 
-  /** The stanza's exact bytes. */
+  /**
+   * The stanza's exact bytes: a view into the copy of the call's results,
+   * so its buffer holds more than this stanza (use the view, or slice it).
+   */
   get bytes() { return this.#bytes; }
 }
 

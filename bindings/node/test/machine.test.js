@@ -203,3 +203,22 @@ test('a damaged snapshot throws CORRUPT and changes nothing', () => {
   assert.throws(() => a.restore(snap), (e) => e instanceof LastseenError && e.code === 'CORRUPT');
   assert.deepEqual(a.state(), before);
 });
+
+test('each output of a batch has its own exact bytes', () => {
+  const m = new Machine({ served: ['montague.com'] });
+  m.setRoster('romeo@montague.com', 'juliet@capulet.com', 'both');
+  for (const r of ['a', 'b', 'c']) m.client(sec(0), `romeo@montague.com/${r}`, `<presence><status>${r}</status></presence>`);
+  const rs = m.batch([
+    { type: 'server', now: sec(1), stanza: probe('x') },
+    { type: 'server', now: sec(2), stanza: probe('y') },
+  ]);
+  const outs = rs.flatMap((r) => r.outputs);
+  assert.equal(outs.length, 6);
+  const enc = new TextEncoder();
+  for (const o of outs) {
+    assert.deepEqual(o.bytes.slice(), enc.encode(o.stanza));
+    assert.deepEqual(Object.keys(o), ['kind', 'to', 'stanza']);
+  }
+  outs[0].bytes.fill(0); // a caller may scribble on its own view
+  assert.deepEqual(outs[1].bytes.slice(), enc.encode(outs[1].stanza));
+});
