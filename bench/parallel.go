@@ -233,11 +233,11 @@ func measureParallel(users int, d time.Duration, runs int) (ParResult, error) {
 		if err := s.SetRoster(bare, pr, core.SubBoth); err != nil {
 			return r, err
 		}
-		for _, m := range []*core.Machine{m, indep[u.share]} {
-			if err := m.SetRoster(bare, pr, core.SubBoth); err != nil {
+		for _, mm := range []*core.Machine{m, indep[u.share]} {
+			if err := mm.SetRoster(bare, pr, core.SubBoth); err != nil {
 				return r, err
 			}
-			if _, err := m.Client(t0, u.session, u.avail[1]); err != nil {
+			if _, err := mm.Client(t0, u.session, u.avail[1]); err != nil {
 				return r, err
 			}
 		}
