@@ -43,6 +43,12 @@ func (c *threeCalls) SetBlocked(owner, jid stanza.JID, blocked bool) {
 }
 func (c *threeCalls) SetHidden(owner stanza.JID, hidden bool) { c.a.SetHidden(owner, hidden) }
 
+// Subscribers lets up and down announce (RULES S3); it asks nothing the
+// counters track.
+func (c *threeCalls) Subscribers(owner stanza.JID, yield func(stanza.JID) bool) {
+	c.a.Subscribers(owner, yield)
+}
+
 var _ core.ProbeAuthorizer = (*core.MemoryAuth)(nil)
 
 // TestProbeFactsMatchesThreeCalls checks MemoryAuth.ProbeFacts against

@@ -1,6 +1,8 @@
 package core
 
 import (
+	"slices"
+	"strings"
 	"sync"
 	"unsafe"
 
@@ -90,6 +92,27 @@ type ProbeAuthorizer interface {
 	// JID is owner, the machine does not use sub, which may then be
 	// anything.
 	ProbeFacts(owner, prober stanza.JID) (blocked bool, sub Subscription, hidden bool)
+}
+
+// SubscriberLister is an Authorizer that can list who may see an owner's
+// presence, so that Up and Down can announce a server or component to its
+// subscribers (RULES S3: its buddies, XEP-0267, or a component's
+// subscribers). Up and Down need it: with an Authorizer that does not
+// implement it they refuse the call with ErrNoSubscriberLister, before
+// anything changes. MemoryAuth implements it.
+type SubscriberLister interface {
+	Authorizer
+	// Subscribers calls yield once for every contact that owner's roster
+	// holds with subscription from or both and that owner does not block
+	// (Blocks(owner, contact) is false), each a normalised bare JID, and
+	// stops early when yield returns false. owner is a bare JID (for Up
+	// and Down, a domain). The machine emits one stanza per contact, in
+	// the order they come, so the order must depend only on the facts (for
+	// example sorted, or the roster's own order) for the outputs to be
+	// reproducible. It is a callback rather than a slice so that a host
+	// with a large roster can stream it; Subscribers must not call into the
+	// machine, and yield does not call back into the Authorizer.
+	Subscribers(owner stanza.JID, yield func(contact stanza.JID) bool)
 }
 
 // FactStore is an Authorizer that also takes facts, so that a host without
@@ -204,6 +227,55 @@ func (a *MemoryAuth) ProbeFacts(owner, prober stanza.JID) (blocked bool, sub Sub
 	}
 	st.mu.RUnlock()
 	return blocked, sub, hidden
+}
+
+// Subscribers implements SubscriberLister from owner's own facts: the
+// contacts with subscription from or both, minus those that a bare-JID or
+// domain item of owner's block list matches (the item forms that can match
+// a bare JID, XEP-0191 §3.4), in ascending byte order of their normalised
+// form. It holds owner's read lock only while it collects them, not while
+// yield runs.
+func (a *MemoryAuth) Subscribers(owner stanza.JID, yield func(contact stanza.JID) bool) {
+	o := owner.Bare().String()
+	st := a.stripe(o)
+	st.mu.RLock()
+	var list []string
+	if f := st.owners[o]; f != nil {
+		list = make([]string, 0, len(f.roster))
+		for c, sub := range f.roster {
+			if sub.Visible() && !f.blocksBare(c) {
+				list = append(list, c)
+			}
+		}
+	}
+	st.mu.RUnlock()
+	// Map order differs from run to run; the outputs must not.
+	slices.Sort(list)
+	for _, c := range list {
+		// The keys were normalised when stored, so Parse takes its fast
+		// path and shares c's memory.
+		j, err := stanza.Parse(c)
+		if err != nil {
+			continue
+		}
+		if !yield(j) {
+			return
+		}
+	}
+}
+
+// blocksBare is blocksJID for a normalised bare JID given as text.
+func (f *ownerFacts) blocksBare(bare string) bool {
+	if len(f.blocks) == 0 {
+		return false
+	}
+	if _, ok := f.blocks[bare]; ok {
+		return true
+	}
+	// A localpart holds no '@' (RFC 7622 §3.3.1), so what follows the
+	// first one is the domain.
+	_, ok := f.blocks[bare[strings.IndexByte(bare, '@')+1:]]
+	return ok
 }
 
 // update applies change to owner's facts under the write lock, creating

@@ -17,7 +17,7 @@
 //
 // The behaviour is specified rule by rule in the project's conformance
 // RULES.md (T1–T5 tracking, P1–P6 probes to bare JIDs, F1 probes to full
-// JIDs, C1–C4 client probes, S1–S2 servers and components, B1–B2 input and
+// JIDs, C1–C4 client probes, S1–S3 servers and components, B1–B2 input and
 // addresses). Where the rules are silent, the choices are listed in
 // CHOICES.md beside this file; each is covered by a scenario in testdata/.
 //
@@ -35,6 +35,15 @@
 //     (they go to the built-in MemoryAuth, which does).
 //  2. When the server itself, or a component it hosts, comes online, call
 //     Up(now, domain); when a component goes away, Down(now, component).
+//     Both return the domain's presence for each of its subscribers (RULES
+//     S3: the JIDs its roster holds with subscription from or both and
+//     that it does not block, such as its XEP-0267 server buddies): Reply
+//     outputs, one per subscriber, to route like probe replies (step 6).
+//     The machine learns the subscribers from its Authorizer, which must
+//     therefore implement SubscriberLister (MemoryAuth does); with one that
+//     does not, Up and Down return an error matching ErrNoSubscriberLister
+//     and change nothing. The presence is what a probe would get at that
+//     instant, so a repeated Up announces the first time again.
 //  3. For every presence stanza a local client sends, call
 //     Client(now, session, raw) with the session's authenticated full JID
 //     (the stanza's own from is ignored). Keep routing broadcasts and directed
@@ -47,8 +56,9 @@
 //  5. When a session ends without unavailable presence (connection lost,
 //     stream error, stream management timeout), call Close(now, session).
 //  6. After each call, send every Output: Kind tells whether it is a
-//     Reply to a probe, a RoutedProbe to route to another server, or an
-//     ErrorReply for the local session. Output.To is the normalised address.
+//     Reply to a probe or an announcement of Up or Down (deliver it to
+//     To), a RoutedProbe to route to another server, or an ErrorReply for
+//     the local session. Output.To is the normalised address.
 //     The stanzas carry no xmlns: write them into the stream you route them
 //     on. Outputs of a Machine alias its buffers until its next call; copy
 //     them to queue them. Sharded's are copies the caller owns; a connection

@@ -29,6 +29,11 @@ var (
 	// ErrNoFactStore means a roster, blocking or opt-out fact was given to a
 	// machine whose Authorizer does not take facts (see FactStore).
 	ErrNoFactStore = errors.New("the machine's Authorizer does not store facts")
+	// ErrNoSubscriberLister means Up or Down was called on a machine whose
+	// Authorizer cannot list an owner's subscribers (see SubscriberLister),
+	// so the machine could not announce the domain (RULES S3). Nothing
+	// changed.
+	ErrNoSubscriberLister = errors.New("the machine's Authorizer cannot list subscribers")
 	// ErrConfig means a Config or RateLimit is out of range.
 	ErrConfig = errors.New("invalid configuration")
 	// ErrTooManyEntities means tracking the input would exceed

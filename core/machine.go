@@ -42,8 +42,9 @@ const DefaultMaxResources = 64
 type Kind uint8
 
 const (
-	// Reply answers a probe: deliver it to To (local session or remote
-	// server).
+	// Reply answers a probe, or announces a server or component that
+	// came up or went down (RULES S3): deliver it to To (local session or
+	// remote server).
 	Reply Kind = iota + 1
 	// RoutedProbe is a client's probe to a JID this machine does not host,
 	// with from set to the session's full JID (RULES C1): route it like any
@@ -91,7 +92,7 @@ type Machine struct {
 	maxResources int
 
 	users   map[string]*user   // bare JID → what is tracked
-	hosted  map[string]*host   // domain JID → uptime (RULES S1, S2)
+	hosted  map[string]*host   // domain JID → uptime (RULES S1–S3)
 	buckets map[string]*bucket // session full JID → probe token bucket
 	parser  stanza.Parser
 	pres    stanza.Presence
@@ -313,7 +314,7 @@ func (m *Machine) checkClient(session stanza.JID, p *stanza.Presence) (clientIn,
 func (m *Machine) checkTrack(session stanza.JID) error {
 	u := m.users[session.Bare().String()]
 	if u == nil {
-		if m.maxEntities > 0 && len(m.users)+len(m.hosted) >= m.maxEntities {
+		if m.atCap() {
 			return ErrTooManyEntities
 		}
 		return nil
@@ -337,8 +338,7 @@ func (m *Machine) client(now clock.Time, c *clientIn, answerLocal bool) error {
 	case p.Type == stanza.Available:
 		m.track(now, c.session, p)
 	case p.Type == stanza.Unavailable:
-		if m.maxEntities > 0 && m.users[c.session.Bare().String()] == nil &&
-			len(m.users)+len(m.hosted) >= m.maxEntities {
+		if m.users[c.session.Bare().String()] == nil && m.atCap() {
 			return bad("client", ErrTooManyEntities)
 		}
 		m.untrack(now, c.session, p)
@@ -718,13 +718,24 @@ func needsEscape(s string) bool {
 // answerHost replies to a probe from r to a served domain or hosted
 // component x (RULES S1, S2).
 func (m *Machine) answerHost(r, x stanza.JID, id []byte) {
+	var h *host
+	if x.IsBare() {
+		h = m.hosted[x.Domain()]
+	}
+	m.hostPresence(r, x, h, id)
+}
+
+// hostPresence writes the presence of the served domain or hosted
+// component x, whose uptime is h (nil when it never came up or x has a
+// resource), for r (RULES S1, S2, S3). id is the probe's ` id='…'`, or
+// empty.
+func (m *Machine) hostPresence(r, x stanza.JID, h *host, id []byte) {
 	m.begin(Reply, r.String())
 	m.buf = append(m.buf, "<presence from='"...)
 	m.buf = appendJIDEscaped(m.buf, x)
 	m.buf = append(m.buf, "' to='"...)
 	m.buf = appendJIDEscaped(m.buf, r)
-	h := m.hosted[x.Domain()]
-	if !x.IsBare() || h == nil { // CHOICES 13; S2's never-up domain
+	if h == nil { // CHOICES 13; S2's never-up domain
 		m.buf = append(m.buf, "' type='unavailable'"...)
 		m.buf = append(m.buf, id...)
 		m.buf = append(m.buf, "/>"...)
@@ -748,36 +759,81 @@ func (m *Machine) answerHost(r, x stanza.JID, id []byte) {
 }
 
 // Up tells the machine that the server domain or component jid came online
-// now (RULES S1). A second Up while up keeps the first time.
+// now (RULES S1), and returns its presence for each of its subscribers
+// (S3): one Reply per contact that the Authorizer's Subscribers lists for
+// jid, in that order, to deliver like a probe reply. A second Up while up
+// keeps the first time and announces it again (CHOICES 14, 30). The
+// Authorizer must be a SubscriberLister; otherwise Up refuses the call
+// with ErrNoSubscriberLister and changes nothing.
 func (m *Machine) Up(now clock.Time, jid stanza.JID) ([]Output, error) {
 	return m.upDown("up", now, jid, true)
 }
 
 // Down tells the machine that the component jid went offline now (RULES
-// S2).
+// S2), and returns its unavailable presence for each of its subscribers
+// (S3), as Up does.
 func (m *Machine) Down(now clock.Time, jid stanza.JID) ([]Output, error) {
 	return m.upDown("down", now, jid, false)
 }
 
 func (m *Machine) upDown(event string, now clock.Time, jid stanza.JID, up bool) ([]Output, error) {
 	m.reset()
+	l, err := m.checkHost(event, jid)
+	if err != nil {
+		return nil, err
+	}
+	if _, ok := m.hosted[jid.String()]; !ok && m.atCap() {
+		return nil, bad(event, ErrTooManyEntities)
+	}
+	m.setHost(now, jid.String(), up)
+	m.announce(l, jid)
+	return m.finish(), nil
+}
+
+// checkHost checks the JID of up or down and that the machine can list
+// its subscribers (RULES S3), before anything changes.
+func (m *Machine) checkHost(event string, jid stanza.JID) (SubscriberLister, error) {
 	if jid.IsZero() || jid.HasLocal() || !jid.IsBare() {
 		return nil, bad(event, withDetail(ErrNotDomain, jid.String()))
 	}
-	d := jid.String()
+	l, ok := m.auth.(SubscriberLister)
+	if !ok {
+		return nil, bad(event, ErrNoSubscriberLister)
+	}
+	return l, nil
+}
+
+// atCap reports whether MaxEntities leaves no room for another user or
+// hosted domain.
+func (m *Machine) atCap() bool {
+	return m.maxEntities > 0 && len(m.users)+len(m.hosted) >= m.maxEntities
+}
+
+// setHost records that domain d came up (or went down) now; an up while
+// up keeps its time (CHOICES 14) and records nothing.
+func (m *Machine) setHost(now clock.Time, d string, up bool) {
 	h := m.hosted[d]
 	if h == nil {
-		if m.maxEntities > 0 && len(m.users)+len(m.hosted) >= m.maxEntities {
-			return nil, bad(event, ErrTooManyEntities)
-		}
 		h = &host{}
 		m.hosted[strings.Clone(d)] = h
 	} else if h.up && up {
-		return nil, nil
+		return
 	}
 	h.up, h.since = up, now
 	m.journalHost(d, h)
-	return nil, nil
+}
+
+// announce emits d's presence to each of its subscribers, as a probe from
+// each would be answered (RULES S3); the lister leaves out contacts that d
+// blocks or that may not see it.
+func (m *Machine) announce(l SubscriberLister, d stanza.JID) {
+	h := m.hosted[d.String()]
+	l.Subscribers(d, func(c stanza.JID) bool {
+		if c = c.Bare(); !c.IsZero() {
+			m.hostPresence(c, d, h, nil)
+		}
+		return true
+	})
 }
 
 // facts returns the FactStore behind the machine's Authorizer.

@@ -226,14 +226,15 @@ func (s *Sharded) Close(now clock.Time, session stanza.JID) ([]Output, error) {
 }
 
 // Up is Machine.Up, safe for concurrent use. Every shard answers probes to
-// hosted domains, so each learns of it.
+// hosted domains, so each learns of it; the announcements (RULES S3) are
+// emitted once, as copies the caller owns.
 func (s *Sharded) Up(now clock.Time, jid stanza.JID) ([]Output, error) {
-	return s.hostAll("up", jid, func(m *Machine) ([]Output, error) { return m.Up(now, jid) })
+	return s.hostAll("up", now, jid, true)
 }
 
 // Down is Machine.Down, safe for concurrent use.
 func (s *Sharded) Down(now clock.Time, jid stanza.JID) ([]Output, error) {
-	return s.hostAll("down", jid, func(m *Machine) ([]Output, error) { return m.Down(now, jid) })
+	return s.hostAll("down", now, jid, false)
 }
 
 // all applies f to every shard in turn. Shards hold the same hosted

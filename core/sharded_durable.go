@@ -163,24 +163,37 @@ func (s *Sharded) Restarted() int {
 // hostAll applies Up or Down to every shard, all or nothing. Shards hold
 // the same hosted domains, but MaxEntities counts each shard's own users:
 // a new domain is refused before any shard changes if one shard is full.
-// The records go to the journal once, from the first shard.
-func (s *Sharded) hostAll(event string, jid stanza.JID, f func(*Machine) ([]Output, error)) ([]Output, error) {
+// The records go to the journal once, from the first shard, and so do the
+// announcements (RULES S3).
+func (s *Sharded) hostAll(event string, now clock.Time, jid stanza.JID, up bool) ([]Output, error) {
 	s.lockAll()
 	defer s.unlockAll()
-	if !jid.IsZero() && !jid.HasLocal() && jid.IsBare() {
-		d := jid.String()
-		for i := range s.shards {
-			m := s.shards[i].m
-			if _, ok := m.hosted[d]; !ok && m.maxEntities > 0 && len(m.users)+len(m.hosted) >= m.maxEntities {
-				return nil, bad(event, ErrTooManyEntities)
-			}
+	m0 := s.shards[0].m
+	l, err := m0.checkHost(event, jid)
+	if err != nil {
+		return nil, err
+	}
+	d := jid.String()
+	for i := range s.shards {
+		m := s.shards[i].m
+		if _, ok := m.hosted[d]; !ok && m.atCap() {
+			return nil, bad(event, ErrTooManyEntities)
 		}
 	}
 	for i := range s.shards {
-		if _, err := f(s.shards[i].m); err != nil {
-			return nil, err
-		}
+		m := s.shards[i].m
+		m.reset()
+		m.setHost(now, d, up)
 	}
 	// Every shard made the same records; shard 0 still holds its own.
-	return nil, s.journaled(s.shards[0].m)
+	if err := s.journaled(m0); err != nil {
+		return nil, err
+	}
+	m0.announce(l, jid)
+	var o Outputs
+	o.add(m0.finish())
+	if len(o.List) == 0 {
+		return nil, nil
+	}
+	return o.List, nil
 }

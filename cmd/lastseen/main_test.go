@@ -48,3 +48,16 @@ func TestReplayExitStatus(t *testing.T) {
 		t.Errorf("no arguments: exit %d, want 2", code)
 	}
 }
+
+// TestReplaySharded replays an announcement (RULES S3) on the sharded
+// engine: each shard learns of the up, but the buddy must get its presence
+// once, which the scenario's exact expectation checks.
+func TestReplaySharded(t *testing.T) {
+	f := filepath.Join(t.TempDir(), "s3.txt")
+	os.WriteFile(f, []byte("serve a.example\nroster a.example b.example both\nup a.example\n"+
+		"expect <presence from='a.example' to='b.example'><delay xmlns='urn:xmpp:delay' from='a.example' stamp='2000-01-01T00:00:00Z'/></presence>\n"), 0o644)
+	var out, errOut bytes.Buffer
+	if code := run([]string{"replay", "-engine=sharded", f}, &out, &errOut); code != 0 || !strings.Contains(out.String(), "1 passed, 0 failed") {
+		t.Errorf("exit %d, output %q, errors %q", code, out.String(), errOut.String())
+	}
+}
