@@ -396,12 +396,13 @@ func (e *Engine) Close(now clock.Time, session stanza.JID) ([]core.Output, error
 	return e.input(Event{Kind: EventClose, Now: now, JID: session})
 }
 
-// Up is core.Machine.Up.
+// Up is core.Machine.Up: the outputs are the domain's presence for each
+// of its subscribers (RULES S3, ABI version 2).
 func (e *Engine) Up(now clock.Time, jid stanza.JID) ([]core.Output, error) {
 	return e.input(Event{Kind: EventUp, Now: now, JID: jid})
 }
 
-// Down is core.Machine.Down.
+// Down is core.Machine.Down, announced as Up is.
 func (e *Engine) Down(now clock.Time, jid stanza.JID) ([]core.Output, error) {
 	return e.input(Event{Kind: EventDown, Now: now, JID: jid})
 }

@@ -137,6 +137,22 @@ func TestSameAsCore(t *testing.T) {
 		{"probe shown", func(m machine) ([]core.Output, error) {
 			return m.Server(at(4*time.Hour), []byte(`<presence from='juliet@capulet.com/chamber' to='romeo@montague.com' type='probe'/>`))
 		}},
+		// RULES S3: up and down announce to these (one blocked, one "to").
+		{"component buddies", fact(func(m machine) error {
+			chat := stanza.MustParse("chat.montague.com")
+			for _, f := range []error{
+				m.SetRoster(chat, stanza.MustParse("verona.lit"), core.SubBoth),
+				m.SetRoster(chat, stanza.MustParse("juliet@capulet.com"), core.SubFrom),
+				m.SetRoster(chat, stanza.MustParse("mantua.lit"), core.SubTo),
+				m.SetRoster(chat, stanza.MustParse("padua.lit"), core.SubFrom),
+				m.SetBlock(chat, stanza.MustParse("padua.lit"), true),
+			} {
+				if f != nil {
+					return f
+				}
+			}
+			return nil
+		})},
 		{"up", func(m machine) ([]core.Output, error) {
 			return m.Up(at(5*time.Hour), stanza.MustParse("chat.montague.com"))
 		}},
@@ -218,6 +234,9 @@ func TestSameAsCore(t *testing.T) {
 				t.Errorf("%s: output %d:\n  core: %v %s %s\n  wasm: %v %s %s", s.name, i,
 					nOut[i].Kind, nOut[i].To, nOut[i].Stanza, wOut[i].Kind, wOut[i].To, wOut[i].Stanza)
 			}
+		}
+		if (s.name == "up" || s.name == "down") && len(nOut) != 2 {
+			t.Errorf("%s: %d announcements, want 2 (verona.lit, juliet@capulet.com)", s.name, len(nOut))
 		}
 		if ns, ws := native.AppendState(nil), wasm.AppendState(nil); !bytes.Equal(ns, ws) {
 			t.Fatalf("%s: state differs:\n  core: %x\n  wasm: %x", s.name, ns, ws)

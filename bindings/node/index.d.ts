@@ -2,7 +2,7 @@
 // WebAssembly module (see wasm/ABI.md in the repository).
 
 /** The ABI version this binding speaks. */
-export const ABI_VERSION: 1;
+export const ABI_VERSION: 2;
 
 /** A time: ns since the Unix epoch (bigint), ms since the epoch (number, as Date.now()) or a Date. */
 export type Time = bigint | number | Date;
@@ -94,7 +94,9 @@ export class Machine {
   client(now: Time, session: Text, stanza: Text): Output[];
   server(now: Time, stanza: Text): Output[];
   close(now: Time, session: Text): Output[];
+  /** A served domain or hosted component came online: its presence for each subscriber (RULES S3), kind 'reply'. */
   up(now: Time, jid: Text): Output[];
+  /** A hosted component went offline: its unavailable presence for each subscriber, kind 'reply'. */
   down(now: Time, jid: Text): Output[];
   setRoster(owner: Text, contact: Text, sub: Subscription): void;
   setBlock(owner: Text, jid: Text, blocked?: boolean): void;

@@ -1,7 +1,7 @@
 // lastseen for Node.js: the lastseen presence machine (XEP-0318 last-seen
 // presence probes) as a WebAssembly module, run with node:wasi.
 //
-// This file implements the host side of wasm/ABI.md (version 1) and nothing
+// This file implements the host side of wasm/ABI.md (version 2) and nothing
 // else: every byte it writes and reads is described there.
 
 import { existsSync, readFileSync } from 'node:fs';
@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { WASI } from 'node:wasi';
 
 /** The ABI version this binding speaks (ABI.md §9). */
-export const ABI_VERSION = 1;
+export const ABI_VERSION = 2;
 
 // ABI.md §5: op codes.
 const OP = {
@@ -343,9 +343,13 @@ export class Machine {
   server(now, stanza) { return this.#one({ type: 'server', now, stanza }).outputs; }
   /** The session ended without unavailable presence. */
   close(now, session) { return this.#one({ type: 'close', now, session }).outputs; }
-  /** A served domain or hosted component came online. */
+  /**
+   * A served domain or hosted component came online. Returns its presence
+   * for each of its subscribers (roster from/both, not blocked; RULES S3),
+   * kind 'reply' records to deliver like probe replies (ABI version 2).
+   */
   up(now, jid) { return this.#one({ type: 'up', now, jid }).outputs; }
-  /** A hosted component went offline. */
+  /** A hosted component went offline. Returns its unavailable presence for each subscriber, as up does. */
   down(now, jid) { return this.#one({ type: 'down', now, jid }).outputs; }
   /** owner's roster holds contact with subscription sub: 'none', 'to', 'from' or 'both'. */
   setRoster(owner, contact, sub) { this.#one({ type: 'roster', owner, contact, sub }); }

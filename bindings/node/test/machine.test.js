@@ -100,8 +100,19 @@ test('hide, close, up and down', () => {
   m.setHidden('romeo@montague.com', false);
   assert.deepEqual(m.close(sec(2), 'romeo@montague.com/balcony'), []);
   assert.match(m.server(sec(3), probe())[0].stanza, /type='unavailable'/);
-  assert.deepEqual(m.up(sec(4), 'chat.montague.com'), []);
-  assert.deepEqual(m.down(sec(5), 'chat.montague.com'), []);
+  assert.deepEqual(m.up(sec(4), 'chat.montague.com'), []); // no subscribers yet
+  // RULES S3: from now on up and down announce to from/both, unblocked items.
+  m.setRoster('chat.montague.com', 'verona.lit', 'both');
+  m.setRoster('chat.montague.com', 'Capulet.com', 'from');
+  m.setRoster('chat.montague.com', 'mantua.lit', 'to');
+  m.setRoster('chat.montague.com', 'padua.lit', 'from');
+  m.setBlock('chat.montague.com', 'padua.lit');
+  const again = m.up(sec(5), 'chat.montague.com'); // already up: keeps 00:00:04 (CHOICES 30)
+  assert.deepEqual(again.map((o) => [o.kind, o.to, o.stanza]), ['capulet.com', 'verona.lit'].map((b) => [Kind.REPLY, b,
+    `<presence from='chat.montague.com' to='${b}'><delay xmlns='urn:xmpp:delay' from='chat.montague.com' stamp='2000-01-01T00:00:04Z'/></presence>`]));
+  const gone = m.down(sec(5), 'chat.montague.com');
+  assert.deepEqual(gone.map((o) => o.to), ['capulet.com', 'verona.lit']);
+  assert.match(gone[0].stanza, /type='unavailable'.*stamp='2000-01-01T00:00:05Z'/);
   const [comp] = m.server(sec(6), "<presence from='capulet.com' to='chat.montague.com' type='probe'/>");
   assert.match(comp.stanza, /type='unavailable'.*stamp='2000-01-01T00:00:05Z'/);
 });
@@ -177,7 +188,7 @@ test('dispose, the ABI version and the module path', () => {
   const m = new Machine({ served: ['montague.com'] });
   m.dispose();
   assert.throws(() => m.state(), { code: 'RELEASED' });
-  assert.equal(ABI_VERSION, 1);
+  assert.equal(ABI_VERSION, 2);
   assert.match(wasmPath(), /lastseen\.wasm$/);
 });
 
