@@ -39,15 +39,21 @@ func ExampleMachine_Client_routedProbe() {
 	// <presence from='juliet@capulet.com/balcony' to='romeo@montague.com' type='probe' id='c1'/>
 }
 
-// Probes to a server domain answer with the time it came online
-// (XEP-0318 §3.2).
+// A server domain that comes up announces itself to its buddies
+// (XEP-0318 §3.2, XEP-0267; RULES S3), and probes to it answer with the
+// time it came online.
 func ExampleMachine_Up() {
 	m, _ := core.New(core.Config{Served: []string{"montague.com"}})
+	m.SetRoster(stanza.MustParse("montague.com"), stanza.MustParse("capulet.com"), core.SubBoth)
 	start, _ := clock.Parse("2012-09-10T20:00:00Z")
-	m.Up(start, stanza.MustParse("montague.com"))
-	out, _ := m.Server(start.Add(3600e9), []byte(`<presence from='juliet@capulet.com/balcony' to='montague.com' type='probe'/>`))
+	out, _ := m.Up(start, stanza.MustParse("montague.com"))
+	for _, o := range out { // route like probe replies
+		fmt.Println(o.Kind, string(o.To), string(o.Stanza))
+	}
+	out, _ = m.Server(start.Add(3600e9), []byte(`<presence from='juliet@capulet.com/balcony' to='montague.com' type='probe'/>`))
 	fmt.Println(string(out[0].Stanza))
 	// Output:
+	// reply capulet.com <presence from='montague.com' to='capulet.com'><delay xmlns='urn:xmpp:delay' from='montague.com' stamp='2012-09-10T20:00:00Z'/></presence>
 	// <presence from='montague.com' to='juliet@capulet.com/balcony'><delay xmlns='urn:xmpp:delay' from='montague.com' stamp='2012-09-10T20:00:00Z'/></presence>
 }
 

@@ -32,6 +32,11 @@ func demo(w io.Writer) error {
 	if err := m.SetRoster(romeo, juliet, core.SubBoth); err != nil {
 		return err
 	}
+	// Server buddies (XEP-0267): montague.com and capulet.com see each
+	// other's presence, so montague.com announces itself when it starts.
+	if err := m.SetRoster(stanza.MustParse("montague.com"), stanza.MustParse("capulet.com"), core.SubBoth); err != nil {
+		return err
+	}
 	client := func(session, x string) func(*core.Machine, clock.Time) ([]core.Output, error) {
 		return func(m *core.Machine, now clock.Time) ([]core.Output, error) {
 			return m.Client(now, stanza.MustParse(session), []byte(x))
@@ -48,7 +53,7 @@ func demo(w io.Writer) error {
 		probeC  = `<presence to='juliet@capulet.com' type='probe' id='probe3'/>`
 	)
 	steps := []step{
-		{at: "2012-09-10T20:00:00Z", say: "The server for montague.com starts. Its host tells lastseen, so that probes to the server itself can say since when it is up.",
+		{at: "2012-09-10T20:00:00Z", say: "The server for montague.com starts. Its host tells lastseen, so that probes to the server itself can say since when it is up. A server that starts sets its presence to online (XEP-0318 §3.2): lastseen returns that presence for its buddy capulet.com, stamped with the start, and the server sends it.",
 			label: "up montague.com", run: func(m *core.Machine, now clock.Time) ([]core.Output, error) {
 				return m.Up(now, stanza.MustParse("montague.com"))
 			}},
@@ -64,7 +69,8 @@ func demo(w io.Writer) error {
 			label: "from romeo@montague.com/balcony", in: probeC, run: client("romeo@montague.com/balcony", probeC)},
 	}
 	fmt.Fprintln(w, "lastseen demo: XEP-0318 (Best Practices for Client Initiated Presence Probes), use cases 1-4")
-	fmt.Fprintln(w, "The machine serves montague.com. Juliet (juliet@capulet.com) and Romeo share a subscription in both directions.")
+	fmt.Fprintln(w, "The machine serves montague.com. Juliet (juliet@capulet.com) and Romeo share a subscription in both directions,")
+	fmt.Fprintln(w, "and so do the servers montague.com and capulet.com (server buddies, XEP-0267).")
 	for i, s := range steps {
 		now, err := clock.Parse(s.at)
 		if err != nil {

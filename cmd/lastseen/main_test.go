@@ -14,6 +14,9 @@ func TestDemoShowsTheListings(t *testing.T) {
 		t.Fatalf("demo exit %d: %s", code, errOut.String())
 	}
 	for _, want := range []string{
+		// RULES S3: the server comes up and its buddy gets its presence.
+		`out (reply to capulet.com):
+       <presence from='montague.com' to='capulet.com'><delay xmlns='urn:xmpp:delay' from='montague.com' stamp='2012-09-10T20:00:00Z'/></presence>`,
 		// Listing 2: the last unavailable presence, stamped.
 		`<presence from='romeo@montague.com' to='juliet@capulet.com/balcony' type='unavailable' id='probe1'><status>Going offline. Out of battery.</status><delay xmlns='urn:xmpp:delay' from='romeo@montague.com/balcony' stamp='2012-09-10T23:41:07Z'/></presence>`,
 		// Listing 4: the server's uptime.
