@@ -41,6 +41,11 @@ import (
 //   - opt-out (P5): a self-probe of a user who ran hide never carries a
 //     top-level delay stamp;
 //   - probes change nothing (P6): AppendState is the same after them;
+//   - announcements (S3): an accepted up or down of D emits one Reply to
+//     each contact that D's roster holds, by the script's own roster lines,
+//     with from or both and that D's Authorizer does not block, in
+//     ascending order, each exactly what a probe from that contact gets
+//     then (without its id);
 //   - a Sharded machine fed the same inputs emits the same bytes and ends in
 //     the same state as a single Machine (with no entity cap, which Sharded
 //     counts per shard);
@@ -75,9 +80,10 @@ type fuzzRun struct {
 	plain   *core.Machine // no entity cap, for the Sharded comparison
 	sh      *core.Sharded
 	journal [][]byte
-	avail   map[string]bool // normalised session → available, by the model
-	users   map[string]bool // normalised bare JIDs at served domains
-	hidden  map[string]bool // normalised bare JIDs that opted out (P5)
+	avail   map[string]bool                         // normalised session → available, by the model
+	users   map[string]bool                         // normalised bare JIDs at served domains
+	hidden  map[string]bool                         // normalised bare JIDs that opted out (P5)
+	rosters map[string]map[string]core.Subscription // owner → contact → subscription, by the script
 	parser  stanza.Parser
 	out     stanza.Parser
 }
@@ -107,7 +113,8 @@ func runFuzzScript(t *testing.T, script *scenario.Script) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := &fuzzRun{t: t, m: m, plain: plain, sh: sh, avail: map[string]bool{}, users: map[string]bool{}, hidden: map[string]bool{}}
+	r := &fuzzRun{t: t, m: m, plain: plain, sh: sh, avail: map[string]bool{}, users: map[string]bool{}, hidden: map[string]bool{},
+		rosters: map[string]map[string]core.Subscription{}}
 	r.out.Limits.MaxBytes = 1 << 20
 	now := clock.Epoch2000
 	for i := range script.Lines {
@@ -135,6 +142,13 @@ func (r *fuzzRun) fact(l *scenario.Line) {
 		if j[i], err = stanza.Parse(l.Args[i]); err != nil {
 			return
 		}
+	}
+	if l.Directive == "roster" {
+		o := j[0].Bare().String()
+		if r.rosters[o] == nil {
+			r.rosters[o] = map[string]core.Subscription{}
+		}
+		r.rosters[o][j[1].Bare().String()], _ = core.ParseSubscription(l.Args[2])
 	}
 	for _, m := range []interface {
 		SetRoster(owner, contact stanza.JID, sub core.Subscription) error
@@ -207,6 +221,9 @@ func (r *fuzzRun) input(now clock.Time, l *scenario.Line) {
 		}
 		r.checkOutputs(l.Text, out)
 		r.model(l)
+		if l.Directive == "up" || l.Directive == "down" {
+			r.announced(now, l, out)
+		}
 	}
 
 	// Sharded against a single Machine, neither capped on entities.
@@ -220,6 +237,44 @@ func (r *fuzzRun) input(now clock.Time, l *scenario.Line) {
 	}
 	if !bytes.Equal(r.plain.AppendState(nil), r.sh.AppendState(nil)) {
 		t.Fatalf("%s: Sharded state differs from Machine's", l.Text)
+	}
+}
+
+// announced checks the outputs of an accepted up or down (RULES S3)
+// against the script's rosters: one Reply per subscriber that the
+// Authorizer's Blocks lets through, in ascending order, each what a probe
+// from it gets now, without the probe's id.
+func (r *fuzzRun) announced(now clock.Time, l *scenario.Line, out []core.Output) {
+	d := stanza.MustParse(l.Args[0])
+	var want []string
+	for c, sub := range r.rosters[d.String()] {
+		if sub.Visible() && !r.m.Auth().Blocks(d, stanza.MustParse(c)) {
+			want = append(want, c)
+		}
+	}
+	sort.Strings(want)
+	// The outputs alias the machine's buffers, which the probes below
+	// reuse: keep copies.
+	var got, stanzas []string
+	for _, o := range out {
+		if o.Kind != core.Reply {
+			r.t.Fatalf("%s: announced %v %s, want a reply", l.Text, o.Kind, o.Stanza)
+		}
+		got = append(got, string(o.To))
+		stanzas = append(stanzas, string(o.Stanza))
+	}
+	if strings.Join(got, " ") != strings.Join(want, " ") {
+		r.t.Fatalf("%s: announced to %q, want %q", l.Text, got, want)
+	}
+	for i, o := range stanzas {
+		x := string(stanza.AppendAttr(stanza.AppendAttr([]byte("<presence type='probe' id='s3'"), "from", want[i]), "to", d.String())) + "/>"
+		p, err := r.m.Server(now, []byte(x))
+		if err != nil || len(p) != 1 {
+			r.t.Fatalf("%s: probe %s: %v %v", l.Text, x, p, err)
+		}
+		if strings.Replace(string(p[0].Stanza), " id='s3'", "", 1) != o {
+			r.t.Fatalf("%s: announced %s; a probe from %s gets %s", l.Text, o, want[i], p[0].Stanza)
+		}
 	}
 }
 
@@ -495,6 +550,10 @@ func machineFuzzSeeds(tb testing.TB) []string {
 func eventsScript(evs []event) string {
 	var b strings.Builder
 	b.WriteString("serve montague.com\nroster romeo@montague.com juliet@capulet.com both\n")
+	// Buddies of the domains that randomEvents brings up and down (S3).
+	b.WriteString("roster montague.com capulet.com both\nroster montague.com verona.lit to\n" +
+		"roster chat.montague.com juliet@capulet.com from\nroster chat.montague.com Nurse@montague.com both\n" +
+		"roster chat.montague.com tybalt@capulet.com from\nblock chat.montague.com tybalt@capulet.com\n")
 	now := clock.Epoch2000
 	for _, e := range evs {
 		if e.now != now {
