@@ -279,3 +279,55 @@ func BenchmarkShardedParallel(b *testing.B) {
 		}
 	})
 }
+
+// benchSubscribers is how many buddies BenchmarkUp's domain has.
+const benchSubscribers = 10_000
+
+// BenchmarkUp announces a domain with 10,000 subscribers (RULES S3): a
+// repeated up, which changes no state, so that every iteration does the
+// whole announcement (listing, sorting, one reply each). It reports the
+// time and allocations per subscriber besides the totals per Up; a tenth
+// of the roster is "to" and another tenth blocked, so listing also skips
+// (12,500 items in all).
+func BenchmarkUp(b *testing.B) {
+	m, err := core.New(core.Config{Served: []string{benchDomain}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	d := benchJID(b, benchDomain)
+	want := 0
+	for i := range benchSubscribers * 5 / 4 {
+		c := benchJID(b, "server"+strconv.Itoa(i)+".example")
+		if i%2 == 1 {
+			c = benchJID(b, "buddy"+strconv.Itoa(i)+"@buddies.example")
+		}
+		sub := core.SubBoth
+		switch {
+		case i%10 == 3:
+			sub = core.SubTo
+		case i%10 == 7:
+			if err := m.SetBlock(d, c, true); err != nil {
+				b.Fatal(err)
+			}
+		default:
+			want++
+		}
+		if err := m.SetRoster(d, c, sub); err != nil {
+			b.Fatal(err)
+		}
+	}
+	out, err := m.Up(benchT0, d)
+	if err != nil || len(out) != want || want != benchSubscribers {
+		b.Fatalf("got %d outputs, %v; want %d, and %d subscribers", len(out), err, want, benchSubscribers)
+	}
+	now := benchT0.Add(time.Hour)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := m.Up(now, d); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/benchSubscribers, "ns/subscriber")
+	allocs := testing.AllocsPerRun(3, func() { m.Up(now, d) })
+	b.ReportMetric(allocs/benchSubscribers, "allocs/subscriber")
+}
