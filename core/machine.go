@@ -727,35 +727,44 @@ func (m *Machine) answerHost(r, x stanza.JID, id []byte) {
 
 // hostPresence writes the presence of the served domain or hosted
 // component x, whose uptime is h (nil when it never came up or x has a
-// resource), for r (RULES S1, S2, S3). id is the probe's ` id='…'`, or
-// empty.
+// resource), for r (RULES S1, S2). id is the probe's ` id='…'`, or empty.
 func (m *Machine) hostPresence(r, x stanza.JID, h *host, id []byte) {
 	m.begin(Reply, r.String())
+	m.hostHead(r, x)
+	m.buf = appendHostTail(m.buf, x, h, id)
+	m.end()
+}
+
+// hostHead appends `<presence from='x' to='r'`.
+func (m *Machine) hostHead(r, x stanza.JID) {
 	m.buf = append(m.buf, "<presence from='"...)
 	m.buf = appendJIDEscaped(m.buf, x)
 	m.buf = append(m.buf, "' to='"...)
 	m.buf = appendJIDEscaped(m.buf, r)
+}
+
+// appendHostTail appends the rest of hostPresence's stanza after its to
+// attribute's value: the type, id and delay, which do not depend on the
+// recipient.
+func appendHostTail(dst []byte, x stanza.JID, h *host, id []byte) []byte {
 	if h == nil { // CHOICES 13; S2's never-up domain
-		m.buf = append(m.buf, "' type='unavailable'"...)
-		m.buf = append(m.buf, id...)
-		m.buf = append(m.buf, "/>"...)
-		m.end()
-		return
+		dst = append(dst, "' type='unavailable'"...)
+		dst = append(dst, id...)
+		return append(dst, "/>"...)
 	}
 	if h.up {
-		m.buf = append(m.buf, '\'')
+		dst = append(dst, '\'')
 	} else {
-		m.buf = append(m.buf, "' type='unavailable'"...)
+		dst = append(dst, "' type='unavailable'"...)
 	}
-	m.buf = append(m.buf, id...)
-	m.buf = append(m.buf, '>')
-	m.buf = append(m.buf, delayHead...)
-	m.buf = append(m.buf, x.String()...) // bare: a domain, nothing to escape
-	m.buf = append(m.buf, delayStamp...)
-	m.buf = h.since.AppendFormat(m.buf)
-	m.buf = append(m.buf, delayTail...)
-	m.buf = append(m.buf, "</presence>"...)
-	m.end()
+	dst = append(dst, id...)
+	dst = append(dst, '>')
+	dst = append(dst, delayHead...)
+	dst = append(dst, x.String()...) // bare: a domain, nothing to escape
+	dst = append(dst, delayStamp...)
+	dst = h.since.AppendFormat(dst)
+	dst = append(dst, delayTail...)
+	return append(dst, "</presence>"...)
 }
 
 // Up tells the machine that the server domain or component jid came online
@@ -827,10 +836,14 @@ func (m *Machine) setHost(now clock.Time, d string, up bool) {
 // each would be answered (RULES S3); the lister leaves out contacts that d
 // blocks or that may not see it.
 func (m *Machine) announce(l SubscriberLister, d stanza.JID) {
-	h := m.hosted[d.String()]
+	// Everything after the recipient is the same for all: write it once.
+	m.scratch = appendHostTail(m.scratch[:0], d, m.hosted[d.String()], nil)
 	l.Subscribers(d, func(c stanza.JID) bool {
 		if c = c.Bare(); !c.IsZero() {
-			m.hostPresence(c, d, h, nil)
+			m.begin(Reply, c.String())
+			m.hostHead(c, d)
+			m.buf = append(m.buf, m.scratch...)
+			m.end()
 		}
 		return true
 	})
