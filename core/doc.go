@@ -29,10 +29,11 @@
 //     for a single-threaded event loop, or NewSharded(cfg, 0) when many
 //     connection goroutines call in at once. Give Config.Auth your own
 //     Authorizer backed by your roster and privacy storage (implement
-//     ProbeAuthorizer too if your storage can answer a probe's three
-//     questions in one look-up: the machine then asks once per probe), or
-//     leave it nil and feed facts with SetRoster, SetBlock and SetHidden
-//     (they go to the built-in MemoryAuth, which does).
+//     SubscriberLister too, which Up and Down need, and ProbeAuthorizer if
+//     your storage can answer a probe's three questions in one look-up:
+//     the machine then asks once per probe), or leave it nil and feed
+//     facts with SetRoster, SetBlock and SetHidden (they go to the
+//     built-in MemoryAuth, which implements both).
 //  2. When the server itself, or a component it hosts, comes online, call
 //     Up(now, domain); when a component goes away, Down(now, component).
 //     Both return the domain's presence for each of its subscribers (RULES

@@ -15,7 +15,7 @@ type Config struct {
 	// for. At least one is required.
 	Served []string
 	// Auth answers roster, blocking and opt-out questions. Nil means a new
-	// MemoryAuth.
+	// MemoryAuth. Up and Down need it to be a SubscriberLister too.
 	Auth Authorizer
 	// ProbeLimit limits client-initiated probes per session (RULES C3).
 	// The zero value means DefaultRateLimit.
