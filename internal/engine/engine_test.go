@@ -43,17 +43,23 @@ func moduleRoot(t testing.TB) string {
 	}
 }
 
-// projectScenarios lists core/testdata/scenarios/*.txt.
+// projectScenarios lists the project's own corpus: the scenarios of
+// core/testdata/scenarios and the public conformance cases copied into
+// core/testdata/conformance, so that a clone runs both.
 func projectScenarios(t testing.TB) []string {
 	t.Helper()
-	own, err := filepath.Glob(filepath.Join(moduleRoot(t), "core", "testdata", "scenarios", "*.txt"))
-	if err != nil {
-		t.Fatal(err)
+	var all []string
+	for _, dir := range []string{"scenarios", "conformance"} {
+		own, err := filepath.Glob(filepath.Join(moduleRoot(t), "core", "testdata", dir, "*.txt"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(own) == 0 {
+			t.Fatalf("no scenarios in core/testdata/%s", dir)
+		}
+		all = append(all, own...)
 	}
-	if len(own) == 0 {
-		t.Fatal("no scenarios in core/testdata/scenarios")
-	}
-	return own
+	return all
 }
 
 // sharedCases lists ../shared/conformance/cases/*.txt beside the module
@@ -119,8 +125,8 @@ func runCorpus(t *testing.T, set string, paths []string) {
 	}
 }
 
-// TestCorpusEveryEngine runs core/testdata/scenarios on the native core,
-// wazero and Node.js.
+// TestCorpusEveryEngine runs core/testdata/scenarios and
+// core/testdata/conformance on the native core, wazero and Node.js.
 func TestCorpusEveryEngine(t *testing.T) {
 	runCorpus(t, "project", projectScenarios(t))
 }
