@@ -135,10 +135,10 @@ type Options struct {
 
 // Recovery reports what Open found on disk.
 type Recovery struct {
-	Generation uint64 // generation of the snapshot that was loaded (0: none)
-	Records    int    // journal records applied on top of it
-	TornBytes  int    // bytes of a torn journal tail that were dropped
-	TookOnline int    // resources the restart rule took offline
+	Generation  uint64 // generation of the snapshot that was loaded (0: none)
+	Records     int    // journal records applied on top of it
+	TornBytes   int    // bytes of a torn journal tail that were dropped
+	TookOffline int    // resources the restart rule took offline
 }
 
 // Durable is a core.Machine whose durable state lives in a directory. Like
@@ -213,7 +213,7 @@ func (d *Durable) load() error {
 			return err
 		}
 	}
-	d.recovery.TookOnline = d.m.Restarted()
+	d.recovery.TookOffline = d.m.Restarted()
 	if err := d.compact(); err != nil {
 		return err
 	}

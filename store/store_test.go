@@ -410,3 +410,34 @@ func TestCompactBytes(t *testing.T) {
 		t.Error("never compacted")
 	}
 }
+
+// TestRecoveryCountsResourcesTakenOffline checks that Recovery.TookOffline
+// is the number of resources that were online when the store stopped and
+// that the restart rule took offline: two of three here, as the third
+// said goodbye.
+func TestRecoveryCountsResourcesTakenOffline(t *testing.T) {
+	for _, shutdown := range []bool{true, false} {
+		dir := t.TempDir()
+		d := open(t, dir, Options{})
+		for _, session := range []string{"romeo@montague.com/balcony", "romeo@montague.com/orchard", "juliet@montague.com/chamber"} {
+			if _, err := d.Client(clock.Epoch2000, stanza.MustParse(session), []byte(`<presence/>`)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := d.Client(clock.Epoch2000, stanza.MustParse("juliet@montague.com/chamber"), []byte(`<presence type='unavailable'/>`)); err != nil {
+			t.Fatal(err)
+		}
+		if shutdown {
+			if err := d.Shutdown(); err != nil {
+				t.Fatal(err)
+			}
+		} else {
+			d.crash()
+		}
+		d2 := open(t, dir, Options{})
+		if got := d2.Recovery().TookOffline; got != 2 {
+			t.Errorf("shutdown=%v: TookOffline = %d, want 2", shutdown, got)
+		}
+		d2.Shutdown()
+	}
+}
