@@ -1,6 +1,10 @@
 // Package store keeps a lastseen machine's state in a directory, so that
 // presence history survives a restart of the process out of the box.
 //
+// The package's Example (example_test.go, and pkg.go.dev with its output)
+// shows a host's whole cycle: open, feed events, shut down or crash, open
+// again and answer a probe from what was kept.
+//
 // # Format
 //
 // The directory holds a snapshot and one journal:

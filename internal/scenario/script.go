@@ -70,7 +70,7 @@ func (l *Line) ExpectsError() bool {
 	return l.Directive == "expect" && len(l.Args) == 1 && l.Args[0] == "error"
 }
 
-// SyntaxError reports a line of a scenario file that breaks FORMAT.md, or a
+// SyntaxError reports a line of a scenario file that breaks spec/SCENARIOS.md, or a
 // file whose lines do not fit together (for example time going back). It is
 // a fault of the script, not of the engine running it.
 type SyntaxError struct {
