@@ -8,6 +8,8 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/lastseen-xmpp/lastseen/internal/prereq"
 )
 
 // snippet returns the body of the only fenced block of lang in README.md.
@@ -68,7 +70,7 @@ func TestGoExample(t *testing.T) {
 // it can import the package by its name.
 func TestNodeExample(t *testing.T) {
 	if _, err := exec.LookPath("node"); err != nil {
-		t.Skip("node is not installed")
+		prereq.Missing(t, "the README's Node.js example", err)
 	}
 	src := snippet(t, "js")
 	f, err := os.CreateTemp("node", ".readme-example-*.mjs")
