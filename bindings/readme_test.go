@@ -47,6 +47,9 @@ func run(t *testing.T, dir string, name string, args ...string) {
 	if !want.Match(out) {
 		t.Fatalf("the example printed:\n%s\nwant a line matching\n%s", out, want)
 	}
+	if name == "node" && stderr.Len() > 0 {
+		t.Fatalf("the example printed on stderr (a warning?):\n%s", stderr.String())
+	}
 }
 
 // TestGoExample builds and runs README.md's Go program inside this module.
@@ -82,7 +85,7 @@ func TestNodeExample(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.Close()
-	run(t, "node", "node", "--no-warnings", filepath.Base(f.Name()))
+	run(t, "node", "node", filepath.Base(f.Name()))
 }
 
 // TestTopREADMEShowsTheTestedExamples checks that the project README shows
