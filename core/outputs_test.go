@@ -65,6 +65,9 @@ func TestCloneOutputs(t *testing.T) {
 	if d := cmp.Diff(want, texts(cp)); d != "" {
 		t.Errorf("clone shares bytes (-want +got):\n%s", d)
 	}
+	if allocs := testing.AllocsPerRun(100, func() { core.CloneOutputs(in) }); allocs != 2 {
+		t.Errorf("CloneOutputs makes %v allocations, its documentation says 2", allocs)
+	}
 	if got := core.CloneOutputs(nil); got != nil {
 		t.Errorf("CloneOutputs(nil) = %v, want nil", got)
 	}
