@@ -2,9 +2,11 @@ package main
 
 import (
 	"bytes"
+	"errors"
 	"testing"
 	"time"
 
+	"github.com/lastseen-xmpp/lastseen/internal/prereq"
 	"github.com/lastseen-xmpp/lastseen/internal/scenario"
 )
 
@@ -88,7 +90,7 @@ func outputs(in *instance) [][]byte {
 // a node process (node_bench.mjs in check mode).
 func TestNodeSameReplies(t *testing.T) {
 	if why := nodeMissing(); why != "" {
-		t.Skip("node engine: " + why)
+		prereq.Missing(t, "the benchmark's node engine", errors.New(why))
 	}
 	ws := workloads()
 	res, err := runNode(ws, defaultConfig(true), true)

@@ -8,6 +8,8 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/lastseen-xmpp/lastseen/internal/prereq"
 )
 
 // snippet returns the body of the only fenced block of lang in README.md.
@@ -45,6 +47,9 @@ func run(t *testing.T, dir string, name string, args ...string) {
 	if !want.Match(out) {
 		t.Fatalf("the example printed:\n%s\nwant a line matching\n%s", out, want)
 	}
+	if name == "node" && stderr.Len() > 0 {
+		t.Fatalf("the example printed on stderr (a warning?):\n%s", stderr.String())
+	}
 }
 
 // TestGoExample builds and runs README.md's Go program inside this module.
@@ -68,7 +73,7 @@ func TestGoExample(t *testing.T) {
 // it can import the package by its name.
 func TestNodeExample(t *testing.T) {
 	if _, err := exec.LookPath("node"); err != nil {
-		t.Skip("node is not installed")
+		prereq.Missing(t, "the README's Node.js example", err)
 	}
 	src := snippet(t, "js")
 	f, err := os.CreateTemp("node", ".readme-example-*.mjs")
@@ -80,7 +85,7 @@ func TestNodeExample(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.Close()
-	run(t, "node", "node", "--no-warnings", filepath.Base(f.Name()))
+	run(t, "node", "node", filepath.Base(f.Name()))
 }
 
 // TestTopREADMEShowsTheTestedExamples checks that the project README shows

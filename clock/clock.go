@@ -177,7 +177,7 @@ func (e *ParseError) Error() string {
 func (e *ParseError) Is(target error) bool { return target == ErrBadDateTime }
 
 // Fake is a manually driven clock for tests and scenario replay. Its zero
-// value reads 2000-01-01T00:00:00Z, the start time FORMAT.md gives
+// value reads 2000-01-01T00:00:00Z, the start time spec/SCENARIOS.md gives
 // scenarios without an `at` line.
 type Fake struct {
 	now Time

@@ -128,12 +128,18 @@ type FactStore interface {
 // MemoryAuth is an in-memory FactStore, safe for concurrent use. Its zero
 // value is empty and ready.
 //
-// Owners are spread over stripes, each with its own lock on its own cache
-// line. A read lock writes its lock's line, so one lock read-locked for
-// every probe on every core makes that line travel between the cores on
-// each call, which grows with the core count (golang/go#17973). On 2
-// cores the difference is within the noise (bench/notes.md, "Parallel
-// wrapper"); the stripes cost nothing measurable on one.
+// Use it when the host has no roster or privacy storage of its own to ask
+// (a test, a small server, a WASM host that feeds facts as events): the
+// host then copies every roster change, block and last-seen opt-out into
+// it with SetRoster, SetBlock and SetHidden on the Machine or Sharded, and
+// must do so before the probes that depend on them. A host that already
+// stores these facts implements Authorizer over its own storage instead, so
+// that there is one copy. MemoryAuth keeps everything in memory: the facts
+// are lost on restart unless the host feeds them again or journals them
+// with the machine (package store does).
+//
+// It is spread over lock stripes so that probes on many cores do not all
+// read-lock one lock (golang/go#17973; bench/notes.md, "Parallel wrapper").
 type MemoryAuth struct {
 	stripes [authStripes]authStripe
 }

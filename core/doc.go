@@ -15,11 +15,20 @@
 // emits the same bytes, on every engine (native Go, or the WASM module under
 // wazero or Node.js).
 //
-// The behaviour is specified rule by rule in the project's conformance
-// RULES.md (T1–T5 tracking, P1–P6 probes to bare JIDs, F1 probes to full
-// JIDs, C1–C4 client probes, S1–S3 servers and components, B1–B2 input and
-// addresses). Where the rules are silent, the choices are listed in
-// CHOICES.md beside this file; each is covered by a scenario in testdata/.
+// The behaviour is specified rule by rule in spec/BEHAVIOUR.md at the
+// repository root (T1–T5 tracking, P1–P6 probes to bare JIDs, F1 probes to
+// full JIDs, C1–C4 client probes, S1–S3 servers and components, L1–L6 Last
+// Activity, B1–B2 input and addresses), each rule linked to the scenarios
+// that check it; spec/SCENARIOS.md is the scenario language. Where the
+// rules are silent, the choices are listed in CHOICES.md beside this file;
+// each is covered by a scenario in testdata/scenarios.
+//
+// The package's examples show the common paths: Example (a probe answered
+// with a last-seen stamp), ExampleMachine_Up (a server's uptime),
+// ExampleMachine_Client_routedProbe, ExampleInputError (refused input),
+// ExampleCloneOutputs (queueing a Machine's outputs), ExampleSharded and
+// ExampleSharded_ServerInto (many connections). Read them with their
+// output at pkg.go.dev or in example_test.go.
 //
 // # Usage
 //
@@ -61,8 +70,8 @@
 //     To), a RoutedProbe to route to another server, or an ErrorReply for
 //     the local session. Output.To is the normalised address.
 //     The stanzas carry no xmlns: write them into the stream you route them
-//     on. Outputs of a Machine alias its buffers until its next call; copy
-//     them to queue them. Sharded's are copies the caller owns; a connection
+//     on. Outputs of a Machine alias its buffers until its next call, which
+//     overwrites them: send them first, or queue CloneOutputs(out). Sharded's are copies the caller owns; a connection
 //     goroutine that keeps one Outputs and calls ClientInto and ServerInto
 //     instead gets them without an allocation per call.
 //  7. On an error (it matches ErrBadInput; errors.As gives an *InputError

@@ -101,3 +101,29 @@ func ExampleSharded_ServerInto() {
 	// reply juliet@capulet.com/balcony <presence from='romeo@montague.com' to='juliet@capulet.com/balcony' type='unavailable' id='p1'/>
 	// reply juliet@capulet.com/balcony <presence from='romeo@montague.com' to='juliet@capulet.com/balcony' type='unavailable' id='p2'/>
 }
+
+// A Machine's outputs are overwritten by its next call. A host that queues
+// them to send later (after a batch, or from another goroutine) keeps
+// copies made by CloneOutputs.
+func ExampleCloneOutputs() {
+	m, _ := core.New(core.Config{Served: []string{"montague.com"}})
+	m.SetRoster(stanza.MustParse("romeo@montague.com"), stanza.MustParse("juliet@capulet.com"), core.SubBoth)
+	var queue []core.Output
+	for _, probe := range []string{
+		`<presence from='juliet@capulet.com/balcony' to='romeo@montague.com' type='probe' id='p1'/>`,
+		`<presence from='juliet@capulet.com/balcony' to='romeo@montague.com' type='probe' id='p2'/>`,
+	} {
+		out, err := m.Server(clock.Epoch2000, []byte(probe))
+		if err != nil {
+			fmt.Println(err)
+			continue
+		}
+		queue = append(queue, core.CloneOutputs(out)...) // not out: the next call reuses it
+	}
+	for _, o := range queue {
+		fmt.Println(o.Kind, string(o.To), string(o.Stanza))
+	}
+	// Output:
+	// reply juliet@capulet.com/balcony <presence from='romeo@montague.com' to='juliet@capulet.com/balcony' type='unavailable' id='p1'/>
+	// reply juliet@capulet.com/balcony <presence from='romeo@montague.com' to='juliet@capulet.com/balcony' type='unavailable' id='p2'/>
+}

@@ -68,13 +68,43 @@ func (k Kind) String() string {
 	return "invalid"
 }
 
-// Output is one stanza the machine emits. Its slices point into the
-// machine's own buffer and stay valid until the next call on the Machine;
-// copy them to keep them longer.
+// Output is one stanza the machine emits. The slices of a Machine's
+// outputs point into the machine's own buffer and stay valid only until the
+// next call on the Machine, which overwrites them: a host that queues
+// outputs, or sends them after calling again, keeps CloneOutputs of them.
+// Sharded, Outputs aside, and the WASM hosts return copies the caller owns.
 type Output struct {
 	Kind   Kind
 	To     []byte // the normalised JID the stanza is addressed to
 	Stanza []byte // the complete stanza, without a namespace declaration
+}
+
+// CloneOutputs returns a copy of outs that the caller owns: its To and
+// Stanza slices no longer alias the machine's buffer, so it stays valid
+// across later calls. It makes two allocations whatever the number of
+// outputs, and returns nil for no outputs.
+func CloneOutputs(outs []Output) []Output {
+	if len(outs) == 0 {
+		return nil
+	}
+	n := 0
+	for _, o := range outs {
+		n += len(o.To) + len(o.Stanza)
+	}
+	buf := make([]byte, 0, n)
+	cp := make([]Output, len(outs))
+	for i, o := range outs {
+		// Full slice expressions, so that appending to one copy cannot
+		// write into the next.
+		at := len(buf)
+		buf = append(buf, o.To...)
+		cp[i].To = buf[at:len(buf):len(buf)]
+		at = len(buf)
+		buf = append(buf, o.Stanza...)
+		cp[i].Stanza = buf[at:len(buf):len(buf)]
+		cp[i].Kind = o.Kind
+	}
+	return cp
 }
 
 // Machine is the lastseen presence state machine: events in, stanzas out.

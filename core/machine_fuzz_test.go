@@ -530,7 +530,7 @@ func (r *fuzzRun) durable() {
 // and a few random event sequences written as scripts.
 func machineFuzzSeeds(tb testing.TB) []string {
 	var seeds []string
-	for _, dir := range []string{"testdata/scenarios", "../../shared/conformance/cases"} {
+	for _, dir := range []string{"testdata/scenarios", "testdata/conformance", "../../shared/conformance/cases"} {
 		files, _ := filepath.Glob(filepath.Join(dir, "*.txt"))
 		for _, file := range files {
 			src, err := os.ReadFile(file)

@@ -61,3 +61,39 @@ func TestShardedConcurrent(t *testing.T) {
 		t.Error("Sharded state after concurrent use differs from a single Machine's")
 	}
 }
+
+// TestShardedAccessors checks that Sharded answers Serves, Auth and
+// ProbeLimit as a Machine with the same Config does.
+func TestShardedAccessors(t *testing.T) {
+	auth := core.NewMemoryAuth()
+	cfg := core.Config{Served: []string{"Montague.com", "capulet.com"}, Auth: auth}
+	s, err := core.NewSharded(cfg, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := core.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []string{"montague.com", "capulet.com", "verona.lit", ""} {
+		if got, want := s.Serves(d), m.Serves(d); got != want {
+			t.Errorf("Serves(%q) = %v, Machine says %v", d, got, want)
+		}
+	}
+	if s.Auth() != core.Authorizer(auth) {
+		t.Errorf("Auth() = %v, want the Config's", s.Auth())
+	}
+	if s2, _ := core.NewSharded(core.Config{Served: []string{"a.example"}}, 2); s2.Auth() == nil {
+		t.Error("Auth() is nil for a Config without one; want the MemoryAuth NewSharded made")
+	}
+	if got, want := s.ProbeLimit(), m.ProbeLimit(); got != want {
+		t.Errorf("default ProbeLimit() = %+v, Machine says %+v", got, want)
+	}
+	l := core.RateLimit{Burst: 3, Per: 7e9}
+	if err := s.SetProbeLimit(l); err != nil {
+		t.Fatal(err)
+	}
+	if got := s.ProbeLimit(); got != l {
+		t.Errorf("ProbeLimit() after SetProbeLimit = %+v, want %+v", got, l)
+	}
+}

@@ -539,7 +539,7 @@ func xmlFuzzSeeds(tb testing.TB) []string {
 		`<a xmlns:x='u' xmlns:y='u' x:a='1' y:a='2'/>`, `<xmlns:a/>`, `<a xmlns='http://www.w3.org/XML/1998/namespace'/>`,
 		`<presence>]]></presence>`, `<presence>&nbsp;</presence>`, `<presence>&#0;</presence>`, `<é/>`, `<a é='1'/>`,
 	}
-	dirs := []string{"../core/testdata/scenarios", "../../shared/conformance/cases"}
+	dirs := []string{"../core/testdata/scenarios", "../core/testdata/conformance", "../../shared/conformance/cases"}
 	for _, dir := range dirs {
 		files, _ := filepath.Glob(filepath.Join(dir, "*.txt"))
 		for _, file := range files {

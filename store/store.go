@@ -1,6 +1,10 @@
 // Package store keeps a lastseen machine's state in a directory, so that
 // presence history survives a restart of the process out of the box.
 //
+// The package's Example (example_test.go, and pkg.go.dev with its output)
+// shows a host's whole cycle: open, feed events, shut down or crash, open
+// again and answer a probe from what was kept.
+//
 // # Format
 //
 // The directory holds a snapshot and one journal:
@@ -135,10 +139,10 @@ type Options struct {
 
 // Recovery reports what Open found on disk.
 type Recovery struct {
-	Generation uint64 // generation of the snapshot that was loaded (0: none)
-	Records    int    // journal records applied on top of it
-	TornBytes  int    // bytes of a torn journal tail that were dropped
-	TookOnline int    // resources the restart rule took offline
+	Generation  uint64 // generation of the snapshot that was loaded (0: none)
+	Records     int    // journal records applied on top of it
+	TornBytes   int    // bytes of a torn journal tail that were dropped
+	TookOffline int    // resources the restart rule took offline
 }
 
 // Durable is a core.Machine whose durable state lives in a directory. Like
@@ -213,7 +217,7 @@ func (d *Durable) load() error {
 			return err
 		}
 	}
-	d.recovery.TookOnline = d.m.Restarted()
+	d.recovery.TookOffline = d.m.Restarted()
 	if err := d.compact(); err != nil {
 		return err
 	}

@@ -109,6 +109,19 @@ func open(t testing.TB, dir string, opts Options) *Durable {
 	return d
 }
 
+// stop ends d cleanly with Shutdown, or, when shutdown is false, as a crash
+// would.
+func stop(t testing.TB, d *Durable, shutdown bool) {
+	t.Helper()
+	if !shutdown {
+		d.crash()
+		return
+	}
+	if err := d.Shutdown(); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // crash drops the Durable as a killed process would: files closed, nothing
 // pending written.
 func (d *Durable) crash() {
@@ -143,13 +156,7 @@ func TestReopenGivesSameState(t *testing.T) {
 				t.Fatalf("%v: store err %v, machine err %v", e, err1, err2)
 			}
 		}
-		if shutdown {
-			if err := d.Shutdown(); err != nil {
-				t.Fatal(err)
-			}
-		} else {
-			d.crash()
-		}
+		stop(t, d, shutdown)
 		d2 := open(t, dir, Options{})
 		if !bytes.Equal(d2.Machine().Snapshot(nil), restarted(t, ref)) {
 			t.Fatalf("shutdown=%v: reopened state differs from the machine's after a restart", shutdown)
@@ -408,5 +415,30 @@ func TestCompactBytes(t *testing.T) {
 	}
 	if d.gen == gen {
 		t.Error("never compacted")
+	}
+}
+
+// TestRecoveryCountsResourcesTakenOffline checks that Recovery.TookOffline
+// is the number of resources that were online when the store stopped and
+// that the restart rule took offline: two of three here, as the third
+// said goodbye.
+func TestRecoveryCountsResourcesTakenOffline(t *testing.T) {
+	for _, shutdown := range []bool{true, false} {
+		dir := t.TempDir()
+		d := open(t, dir, Options{})
+		for _, session := range []string{"romeo@montague.com/balcony", "romeo@montague.com/orchard", "juliet@montague.com/chamber"} {
+			if _, err := d.Client(clock.Epoch2000, stanza.MustParse(session), []byte(`<presence/>`)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := d.Client(clock.Epoch2000, stanza.MustParse("juliet@montague.com/chamber"), []byte(`<presence type='unavailable'/>`)); err != nil {
+			t.Fatal(err)
+		}
+		stop(t, d, shutdown)
+		d2 := open(t, dir, Options{})
+		if got := d2.Recovery().TookOffline; got != 2 {
+			t.Errorf("shutdown=%v: TookOffline = %d, want 2", shutdown, got)
+		}
+		d2.Shutdown()
 	}
 }

@@ -35,7 +35,8 @@ export type ErrorCode =
   | 'BAD_INPUT' | 'MALFORMED' | 'RESTRICTED' | 'TOO_LARGE' | 'TOO_COMPLEX'
   | 'NOT_PRESENCE' | 'UNKNOWN_TYPE' | 'INVALID_JID' | 'NO_FROM' | 'NO_TO'
   | 'NOT_LOCAL' | 'SESSION' | 'NOT_DOMAIN' | 'NO_FACT_STORE' | 'CONFIG'
-  | 'TOO_MANY_ENTITIES' | 'TOO_MANY_RESOURCES' | 'NO_MACHINE' | 'PANIC' | 'OTHER'
+  | 'TOO_MANY_ENTITIES' | 'TOO_MANY_RESOURCES' | 'CORRUPT'
+  | 'NO_MACHINE' | 'PANIC' | 'OTHER'
   | 'TRAP' | 'ABI' | 'RELEASED' | `CODE_${number}`;
 
 export class LastseenError extends Error {
@@ -67,7 +68,11 @@ export interface MachineOptions {
   maxDepth?: number;
   /** Most attributes on one element (0: 64). */
   maxAttrs?: number;
-  /** The module: a path, its bytes or a compiled module. Default: the package's lastseen.wasm. */
+  /**
+   * The module: its bytes or a compiled module (compileModule makes one from
+   * a URL); in Node.js also a path. Default: the package's lastseen.wasm
+   * (in a browser, the one served beside index.js).
+   */
   wasm?: string | URL | Uint8Array | ArrayBuffer | WebAssembly.Module;
 }
 
@@ -120,5 +125,12 @@ export class Machine {
   dispose(): void;
 }
 
-/** The path of the lastseen.wasm loaded by default. */
+/** The path of the lastseen.wasm loaded by default (Node.js only). */
 export function wasmPath(): string;
+
+/**
+ * Compiles lastseen.wasm without blocking, for MachineOptions.wasm: from a
+ * URL (fetched; in Node.js a path or file: URL is read), a fetch Response or
+ * the bytes. With no source: the package's own lastseen.wasm.
+ */
+export function compileModule(source?: string | URL | Response | Uint8Array | ArrayBuffer | WebAssembly.Module): Promise<WebAssembly.Module>;

@@ -1,12 +1,18 @@
-// lastseen for Node.js: the lastseen presence machine (XEP-0318 last-seen
-// presence probes) as a WebAssembly module, run with node:wasi.
+// lastseen for JavaScript: the lastseen presence machine (XEP-0318
+// last-seen presence probes) as a WebAssembly module, for Node.js and
+// browsers alike.
 //
 // This file implements the host side of wasm/ABI.md (version 2) and nothing
-// else: every byte it writes and reads is described there.
+// else: every byte it writes and reads is described there. The WASI imports
+// are the page's minimal shim, so no node:wasi (experimental, and absent
+// from browsers) is needed.
 
-import { existsSync, readFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
-import { WASI } from 'node:wasi';
+// Node's file system loads lastseen.wasm by path. Browsers have none: there
+// the host passes the module as options.wasm (bytes, or a module from
+// compileModule(url)), and nothing below touches Node's APIs.
+const inNode = globalThis.process?.versions?.node !== undefined;
+const fs = inNode ? await import('node:fs') : null;
+const { fileURLToPath } = inNode ? await import('node:url') : {};
 
 /** The ABI version this binding speaks (ABI.md §9). */
 export const ABI_VERSION = 2;
@@ -62,27 +68,114 @@ const text = new TextDecoder('utf-8');
 
 let defaultModule;
 
+/** The URLs of the lastseen.wasm this package loads by default, in order. */
+const defaultURLs = () => ['./lastseen.wasm', '../../wasm/lastseen.wasm'].map((rel) => new URL(rel, import.meta.url));
+
 /**
- * The path of the lastseen.wasm this package loads by default: the copy
- * shipped in the npm package, or wasm/lastseen.wasm in a clone of the
- * repository.
+ * The path of the lastseen.wasm this package loads by default in Node.js:
+ * the copy shipped in the npm package, or wasm/lastseen.wasm in a clone of
+ * the repository.
  */
 export function wasmPath() {
-  for (const rel of ['./lastseen.wasm', '../../wasm/lastseen.wasm']) {
-    const p = fileURLToPath(new URL(rel, import.meta.url));
-    if (existsSync(p)) return p;
+  if (fs === null) throw new Error('lastseen: wasmPath needs Node.js; in a browser use compileModule(url)');
+  for (const url of defaultURLs()) {
+    if (fs.existsSync(url)) return fileURLToPath(url);
   }
   throw new Error('lastseen.wasm not found next to index.js nor in ../../wasm');
 }
+
+/**
+ * Compiles lastseen.wasm without blocking, for `options.wasm`: from a URL
+ * (fetched; in Node.js a file: URL or a path is read), a fetch Response,
+ * or the module's bytes. With no source it compiles the package's own
+ * lastseen.wasm, beside index.js, which is what a browser needs when it
+ * serves the package as it is.
+ */
+export async function compileModule(source) {
+  if (source instanceof WebAssembly.Module) return source;
+  if (source instanceof Uint8Array || source instanceof ArrayBuffer) return WebAssembly.compile(source);
+  if (source === undefined && fs !== null) return compile(undefined);
+  if (source === undefined) source = defaultURLs()[0];
+  if (fs !== null && (typeof source === 'string' || (source instanceof URL && source.protocol === 'file:'))) {
+    return WebAssembly.compile(await fs.promises.readFile(source));
+  }
+  const response = source instanceof Response ? source : await fetch(source);
+  if (!response.ok) throw new Error(`lastseen: fetching ${response.url}: HTTP ${response.status}`);
+  return WebAssembly.compile(await response.arrayBuffer());
+}
+
+// In a browser the package's own lastseen.wasm, beside index.js, is fetched
+// and compiled while the module loads, so that `new Machine(options)` works
+// there unchanged without a wasm option. A failure is kept and reported by
+// the first Machine that needs the default module.
+const browserDefault = inNode ? null : await compileModule().catch((e) => e);
 
 /** Compiles (once) and returns the WebAssembly.Module. */
 function compile(wasm) {
   if (wasm instanceof WebAssembly.Module) return wasm;
   if (wasm instanceof Uint8Array || wasm instanceof ArrayBuffer) return new WebAssembly.Module(wasm);
-  if (typeof wasm === 'string' || wasm instanceof URL) return new WebAssembly.Module(readFileSync(wasm));
-  defaultModule ??= new WebAssembly.Module(readFileSync(wasmPath()));
+  if (fs === null) {
+    if (wasm === undefined && browserDefault instanceof WebAssembly.Module) return browserDefault;
+    if (wasm === undefined) throw new Error(`lastseen: could not load the package's lastseen.wasm (${browserDefault?.message ?? browserDefault}); pass options.wasm`);
+    throw new TypeError('lastseen: in a browser pass options.wasm as bytes or as a WebAssembly.Module (see compileModule)');
+  }
+  if (typeof wasm === 'string' || wasm instanceof URL) return new WebAssembly.Module(fs.readFileSync(wasm));
+  defaultModule ??= new WebAssembly.Module(fs.readFileSync(wasmPath()));
   return defaultModule;
 }
+
+// The WASI imports: wasm/ABI.md §2's minimal shim, verbatim (test/shim.test.js
+// checks that the copies agree).
+// minimal-shim:start
+// memory() returns the instance's exported memory once it exists. The shim
+// uses only what browsers, Node.js, Deno and Bun all have (Date,
+// performance, crypto, TextDecoder, console), so one copy serves them all.
+function minimalWasi(memory) {
+  const EBADF = 8;
+  const view = () => new DataView(memory().buffer);
+  const zeroPair = (a, b) => { view().setUint32(a, 0, true); view().setUint32(b, 0, true); return 0; };
+  const decoder = new TextDecoder();
+  return {
+    args_sizes_get: zeroPair,
+    environ_sizes_get: zeroPair,
+    args_get: () => 0,
+    environ_get: () => 0,
+    clock_time_get(id, precision, out) {
+      // Clock 0 is the wall clock; the others are monotonic, which
+      // performance.now() is (it never goes back).
+      const ns = id === 0 ? BigInt(Date.now()) * 1000000n : BigInt(Math.round(performance.now() * 1e6));
+      view().setBigUint64(out, ns, true);
+      return 0;
+    },
+    random_get(ptr, len) {
+      for (let i = 0; i < len; i += 65536) {
+        globalThis.crypto.getRandomValues(new Uint8Array(memory().buffer, ptr + i, Math.min(65536, len - i)));
+      }
+      return 0;
+    },
+    fd_write(fd, iovs, iovsLen, nwritten) {
+      const v = view();
+      let total = 0, text = '';
+      for (let i = 0; i < iovsLen; i++) {
+        const ptr = v.getUint32(iovs + 8 * i, true), len = v.getUint32(iovs + 8 * i + 4, true);
+        text += decoder.decode(new Uint8Array(memory().buffer, ptr, len), { stream: true });
+        total += len;
+      }
+      if (text !== '') console.error(text.replace(/\n$/, ''));
+      v.setUint32(nwritten, total, true);
+      return 0;
+    },
+    proc_exit(code) { throw new Error(`lastseen guest exited with code ${code}`); },
+    sched_yield: () => 0,
+    poll_oneoff(inPtr, outPtr, n, neventsPtr) { view().setUint32(neventsPtr, 0, true); return 0; },
+    fd_close: () => EBADF,
+    fd_fdstat_get: () => EBADF,
+    fd_fdstat_set_flags: () => EBADF,
+    fd_prestat_get: () => EBADF,
+    fd_prestat_dir_name: () => EBADF,
+  };
+}
+// minimal-shim:end
 
 /** Time as i64 ns since the Unix epoch (ABI.md §3). */
 function nanos(now) {
@@ -252,7 +345,9 @@ export class Machine {
    * @param {object} options `served` (domains, at least one), and optional
    *   `probeLimit: {burst, per}` (per in ms, or ns as a bigint),
    *   `maxEntities`, `maxResources`, `maxBytes`, `maxDepth`, `maxAttrs`, and
-   *   `wasm` (a path, bytes or a WebAssembly.Module; default: lastseen.wasm).
+   *   `wasm` (bytes or a WebAssembly.Module, which compileModule makes from
+   *   a URL; in Node.js also a path; default there: the package's
+   *   lastseen.wasm).
    */
   constructor(options = {}) {
     if (!Array.isArray(options.served)) throw new TypeError('options.served must be an array of domains');
@@ -262,10 +357,11 @@ export class Machine {
   }
 
   #start() {
-    const wasi = new WASI({ version: 'preview1', args: [], env: {}, returnOnExit: true });
-    const instance = new WebAssembly.Instance(this.#module, { wasi_snapshot_preview1: wasi.wasiImport });
-    wasi.initialize(instance); // calls _initialize (ABI.md §1)
+    let instance = null;
+    const wasi = minimalWasi(() => instance.exports.memory);
+    instance = new WebAssembly.Instance(this.#module, { wasi_snapshot_preview1: wasi });
     const x = instance.exports;
+    x._initialize(); // ABI.md §1
     const version = x.lastseen_abi_version();
     if (version !== ABI_VERSION) {
       throw new LastseenError('ABI', `lastseen.wasm speaks ABI version ${version}, this binding ${ABI_VERSION}`);

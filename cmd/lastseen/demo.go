@@ -20,8 +20,9 @@ type step struct {
 	run   func(m *core.Machine, now clock.Time) ([]core.Output, error)
 }
 
-// demo plays the use cases of XEP-0318 §3 (listings 1–4) on a machine
-// that hosts montague.com, printing every stanza in and out.
+// demo plays the use cases of XEP-0318 §3 (listings 1–4) and a client
+// probe routed onwards, in six steps, on a machine that hosts montague.com,
+// printing every stanza in and out.
 func demo(w io.Writer) error {
 	m, err := core.New(core.Config{Served: []string{"montague.com"}})
 	if err != nil {
@@ -68,7 +69,7 @@ func demo(w io.Writer) error {
 		{at: "2012-09-11T09:20:00Z", say: "Romeo is back and probes Juliet from his own client. Juliet lives on another server, so lastseen stamps the probe with his full JID and hands it to the server to route.",
 			label: "from romeo@montague.com/balcony", in: probeC, run: client("romeo@montague.com/balcony", probeC)},
 	}
-	fmt.Fprintln(w, "lastseen demo: XEP-0318 (Best Practices for Client Initiated Presence Probes), use cases 1-4")
+	fmt.Fprintf(w, "lastseen demo: XEP-0318 (Best Practices for Client Initiated Presence Probes) in %d steps: listings 1-4, then a client's own probe\n", len(steps))
 	fmt.Fprintln(w, "The machine serves montague.com. Juliet (juliet@capulet.com) and Romeo share a subscription in both directions,")
 	fmt.Fprintln(w, "and so do the servers montague.com and capulet.com (server buddies, XEP-0267).")
 	for i, s := range steps {

@@ -3,8 +3,12 @@
 //
 // Usage:
 //
-//	lastseen replay [-engine=native|sharded|wazero|node] FILE...   run scenarios; exit 1 if any fails
-//	lastseen demo                                      play XEP-0318's use cases
+//	lastseen replay [-engine=native|sharded|wazero|node] FILE...   run scenario files; exit 1 if any fails
+//	lastseen demo                                          play XEP-0318's use cases, stanza by stanza
+//	lastseen help                                          print this help
+//
+// Scenario files are written in the language of spec/SCENARIOS.md and check
+// the rules of spec/BEHAVIOUR.md, both at the repository root.
 package main
 
 import (
@@ -19,10 +23,23 @@ import (
 
 func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
 
+// commands is the usage text, one command a line, the descriptions in one
+// column.
+var commands = [][2]string{
+	{"lastseen replay [-engine=native|sharded|wazero|node] FILE...", "run scenario files (spec/SCENARIOS.md); exit 1 if any fails"},
+	{"lastseen demo", "play XEP-0318's use cases, stanza by stanza"},
+	{"lastseen help", "print this help"},
+}
+
 func usage(w io.Writer) {
-	fmt.Fprintln(w, `usage:
-  lastseen replay [-engine=native|sharded|wazero|node] FILE...   run scenario files (FORMAT.md); exit 1 if any fails
-  lastseen demo                                      play XEP-0318's use cases, stanza by stanza`)
+	width := 0
+	for _, c := range commands {
+		width = max(width, len(c[0]))
+	}
+	fmt.Fprintln(w, "usage:")
+	for _, c := range commands {
+		fmt.Fprintf(w, "  %-*s   %s\n", width, c[0], c[1])
+	}
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
@@ -53,6 +70,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 		return 0
 	case "demo":
+		if len(args) > 1 {
+			fmt.Fprintf(stderr, "lastseen demo: takes no arguments, got %q\n", args[1:])
+			usage(stderr)
+			return 2
+		}
 		if err := demo(stdout); err != nil {
 			fmt.Fprintln(stderr, "lastseen demo:", err)
 			return 1
@@ -62,6 +84,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		usage(stdout)
 		return 0
 	}
+	fmt.Fprintf(stderr, "lastseen: unknown command %q\n", args[0])
 	usage(stderr)
 	return 2
 }

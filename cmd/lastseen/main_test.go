@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -62,5 +63,87 @@ func TestReplaySharded(t *testing.T) {
 	var out, errOut bytes.Buffer
 	if code := run([]string{"replay", "-engine=sharded", f}, &out, &errOut); code != 0 || !strings.Contains(out.String(), "1 passed, 0 failed") {
 		t.Errorf("exit %d, output %q, errors %q", code, out.String(), errOut.String())
+	}
+}
+
+func TestCommandLine(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		args       []string
+		code       int
+		wantStderr string
+	}{
+		{"unknown command", []string{"bogus"}, 2, `lastseen: unknown command "bogus"`},
+		{"demo with an argument", []string{"demo", "extra"}, 2, `lastseen demo: takes no arguments, got ["extra"]`},
+		{"replay without files", []string{"replay"}, 2, "name at least one scenario file"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var out, errOut bytes.Buffer
+			code := run(tc.args, &out, &errOut)
+			if code != tc.code || !strings.Contains(errOut.String(), tc.wantStderr) {
+				t.Errorf("exit %d, stderr %q; want exit %d and %q", code, errOut.String(), tc.code, tc.wantStderr)
+			}
+			if out.Len() != 0 {
+				t.Errorf("stdout %q, want nothing", out.String())
+			}
+		})
+	}
+}
+
+// TestUsageColumns checks that the descriptions of the usage text start in
+// one column.
+func TestUsageColumns(t *testing.T) {
+	var out bytes.Buffer
+	if code := run([]string{"help"}, &out, &out); code != 0 {
+		t.Fatalf("help: exit %d", code)
+	}
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")[1:]
+	if len(lines) < 3 {
+		t.Fatalf("usage has %d command lines:\n%s", len(lines), out.String())
+	}
+	col := -1
+	for _, l := range lines {
+		i := strings.Index(l, "   ")
+		for i >= 0 && i+3 < len(l) && l[i+3] == ' ' {
+			i++
+		}
+		if col == -1 {
+			col = i
+		}
+		if i != col || i < 0 {
+			t.Errorf("description of %q starts at column %d, want %d", l, i+3, col+3)
+		}
+	}
+}
+
+// TestDemoHeaderCountsItsSteps checks that the demo's header names as many
+// steps as it prints.
+func TestDemoHeaderCountsItsSteps(t *testing.T) {
+	var out, errOut bytes.Buffer
+	if code := run([]string{"demo"}, &out, &errOut); code != 0 {
+		t.Fatalf("demo exit %d: %s", code, errOut.String())
+	}
+	steps := 0
+	for _, l := range strings.Split(out.String(), "\n") {
+		if len(l) > 2 && l[0] >= '1' && l[0] <= '9' && l[1] == '.' {
+			steps++
+		}
+	}
+	header, _, _ := strings.Cut(out.String(), "\n")
+	if want := fmt.Sprintf("in %d steps", steps); steps == 0 || !strings.Contains(header, want) {
+		t.Errorf("header %q does not say %q", header, want)
+	}
+}
+
+// TestReplayEmptyFileFails checks that a scenario with no input line
+// fails: it would check nothing.
+func TestReplayEmptyFileFails(t *testing.T) {
+	empty := filepath.Join(t.TempDir(), "empty.txt")
+	if err := os.WriteFile(empty, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var out, errOut bytes.Buffer
+	if code := run([]string{"replay", empty}, &out, &errOut); code != 1 || !strings.Contains(out.String(), "0 passed, 1 failed") || !strings.Contains(out.String(), "no input line") {
+		t.Errorf("exit %d, output %q; want exit 1, a failure saying there is no input line", code, out.String())
 	}
 }

@@ -151,7 +151,7 @@ func crossRestore(t *testing.T, m *core.Machine, w *wazerohost.Engine) {
 func diffFuzzSeeds(tb testing.TB) []string {
 	var seeds []string
 	root := moduleRoot(tb)
-	for _, dir := range []string{filepath.Join(root, "core", "testdata", "scenarios"), filepath.Join(root, "..", "shared", "conformance", "cases")} {
+	for _, dir := range []string{filepath.Join(root, "core", "testdata", "scenarios"), filepath.Join(root, "core", "testdata", "conformance"), filepath.Join(root, "..", "shared", "conformance", "cases")} {
 		files, _ := filepath.Glob(filepath.Join(dir, "*.txt"))
 		for _, file := range files {
 			src, err := os.ReadFile(file)

@@ -10,10 +10,10 @@ import (
 	"github.com/lastseen-xmpp/lastseen/internal/scenario"
 )
 
-// durableEngines adds the sharded wrapper to the three engines: a
-// snapshot must travel between all four.
-func durableEngines() []namedFactory {
-	return append([]namedFactory{{"sharded", func(testing.TB) scenario.Factory { return Sharded(5) }}}, engines...)
+// durableEngines adds the sharded wrapper to the engines: a snapshot must
+// travel between all of them.
+func durableEngines(t testing.TB) []namedFactory {
+	return append([]namedFactory{{"sharded", func(testing.TB) scenario.Factory { return Sharded(5) }}}, engineList(t)...)
 }
 
 // feed puts some of everything into e: available and unavailable users,
@@ -57,7 +57,7 @@ func feed(t *testing.T, e scenario.Engine) {
 func TestSnapshotTravelsBetweenEngines(t *testing.T) {
 	served := []string{"montague.com"}
 	var want []byte
-	for _, src := range durableEngines() {
+	for _, src := range durableEngines(t) {
 		t.Run(src.name, func(t *testing.T) {
 			e, err := src.f(t)(served)
 			if err != nil {
@@ -74,7 +74,7 @@ func TestSnapshotTravelsBetweenEngines(t *testing.T) {
 			} else if !bytes.Equal(want, snap) {
 				t.Fatalf("%s writes a different snapshot for the same inputs", src.name)
 			}
-			for _, dst := range durableEngines() {
+			for _, dst := range durableEngines(t) {
 				d, err := dst.f(t)(served)
 				if err != nil {
 					t.Fatal(err)

@@ -21,6 +21,7 @@ import (
 
 	"github.com/lastseen-xmpp/lastseen/clock"
 	"github.com/lastseen-xmpp/lastseen/core"
+	"github.com/lastseen-xmpp/lastseen/internal/prereq"
 	"github.com/lastseen-xmpp/lastseen/internal/scenario"
 )
 
@@ -43,17 +44,23 @@ func moduleRoot(t testing.TB) string {
 	}
 }
 
-// projectScenarios lists core/testdata/scenarios/*.txt.
+// projectScenarios lists the project's own corpus: the scenarios of
+// core/testdata/scenarios and the public conformance cases copied into
+// core/testdata/conformance, so that a clone runs both.
 func projectScenarios(t testing.TB) []string {
 	t.Helper()
-	own, err := filepath.Glob(filepath.Join(moduleRoot(t), "core", "testdata", "scenarios", "*.txt"))
-	if err != nil {
-		t.Fatal(err)
+	var all []string
+	for _, dir := range []string{"scenarios", "conformance"} {
+		own, err := filepath.Glob(filepath.Join(moduleRoot(t), "core", "testdata", dir, "*.txt"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(own) == 0 {
+			t.Fatalf("no scenarios in core/testdata/%s", dir)
+		}
+		all = append(all, own...)
 	}
-	if len(own) == 0 {
-		t.Fatal("no scenarios in core/testdata/scenarios")
-	}
-	return own
+	return all
 }
 
 // sharedCases lists ../shared/conformance/cases/*.txt beside the module
@@ -77,19 +84,14 @@ var (
 	nodeErr  error
 )
 
-// nodeFactory returns the test binary's one Node.js host, or skips the test
-// when node is not installed. The process ends with the test binary (its
-// stdin closes).
-func nodeFactory(t testing.TB) scenario.Factory {
-	t.Helper()
+// startNode starts the test binary's one Node.js host on first use. The
+// process ends with the test binary (its stdin closes).
+func startNode() (scenario.Factory, error) {
 	nodeOnce.Do(func() { nodeHost, nodeErr = StartNode() })
-	if errors.Is(nodeErr, ErrNoNode) {
-		t.Skipf("skipping the node engine: %v", nodeErr)
-	}
 	if nodeErr != nil {
-		t.Fatal(nodeErr)
+		return nil, nodeErr
 	}
-	return nodeHost.Factory()
+	return nodeHost.Factory(), nil
 }
 
 type namedFactory struct {
@@ -97,15 +99,41 @@ type namedFactory struct {
 	f    func(testing.TB) scenario.Factory
 }
 
-var engines = []namedFactory{
-	{"native", func(testing.TB) scenario.Factory { return Native() }},
-	{"wazero", func(testing.TB) scenario.Factory { return Wazero() }},
-	{"node", nodeFactory},
+// engineList returns the engines this machine can run: the native core,
+// wazero, and Node.js when node is installed. A missing node is reported
+// once, by TestEnginesAvailable (a failure in CI), rather than as a skip in
+// every test that would have used it.
+func engineList(t testing.TB) []namedFactory {
+	t.Helper()
+	list := []namedFactory{
+		{"native", func(testing.TB) scenario.Factory { return Native() }},
+		{"wazero", func(testing.TB) scenario.Factory { return Wazero() }},
+	}
+	node, err := startNode()
+	if errors.Is(err, ErrNoNode) {
+		return list
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return append(list, namedFactory{"node", func(testing.TB) scenario.Factory { return node }})
+}
+
+// TestEnginesAvailable checks that every engine can run here: in CI
+// (CI=true) a missing Node.js fails the run; elsewhere this is the one
+// test that says the node engine was not run.
+func TestEnginesAvailable(t *testing.T) {
+	if _, err := startNode(); err != nil {
+		if errors.Is(err, ErrNoNode) {
+			prereq.Missing(t, "the node engine (every scenario and differential test on Node.js)", err)
+		}
+		t.Fatal(err)
+	}
 }
 
 // runCorpus runs paths on every engine; set is "project" or "shared".
 func runCorpus(t *testing.T, set string, paths []string) {
-	for _, eng := range engines {
+	for _, eng := range engineList(t) {
 		t.Run(eng.name, func(t *testing.T) {
 			f := eng.f(t)
 			start := time.Now()
@@ -119,8 +147,8 @@ func runCorpus(t *testing.T, set string, paths []string) {
 	}
 }
 
-// TestCorpusEveryEngine runs core/testdata/scenarios on the native core,
-// wazero and Node.js.
+// TestCorpusEveryEngine runs core/testdata/scenarios and
+// core/testdata/conformance on the native core, wazero and Node.js.
 func TestCorpusEveryEngine(t *testing.T) {
 	runCorpus(t, "project", projectScenarios(t))
 }
@@ -142,7 +170,7 @@ type detailed interface {
 	lastOutputs() []core.Output
 }
 
-// lockstep drives the three engines with the same calls and fails on the
+// lockstep drives the engines (native, wazero and, when installed, Node.js) with the same calls and fails on the
 // first difference.
 type lockstep struct {
 	t     testing.TB
@@ -153,24 +181,17 @@ type lockstep struct {
 func newLockstep(t testing.TB, served []string) *lockstep {
 	t.Helper()
 	l := &lockstep{t: t}
-	for _, f := range []struct {
-		name string
-		f    scenario.Factory
-	}{
-		{"native", Native()},
-		{"wazero", Wazero()},
-		{"node", nodeFactory(t)},
-	} {
-		e, err := f.f(served)
+	for _, nf := range engineList(t) {
+		e, err := nf.f(t)(served)
 		if err != nil {
-			t.Fatalf("%s: %v", f.name, err)
+			t.Fatalf("%s: %v", nf.name, err)
 		}
 		t.Cleanup(func() {
 			if err := e.Release(); err != nil {
-				t.Errorf("%s: release: %v", f.name, err)
+				t.Errorf("%s: release: %v", nf.name, err)
 			}
 		})
-		l.names = append(l.names, f.name)
+		l.names = append(l.names, nf.name)
 		l.engs = append(l.engs, e.(detailed))
 	}
 	return l

@@ -10,16 +10,21 @@ import (
 	"github.com/lastseen-xmpp/lastseen/internal/scenario"
 )
 
-// corpus lists the project's scenarios and, when ../shared is present (CI
-// always has it; a user's clone does not), the public conformance cases.
+// corpus lists the project's scenarios, the conformance cases copied into
+// core/testdata/conformance and, when ../shared is present (CI always has
+// it; a user's clone does not), the public conformance cases there.
 func corpus(t *testing.T) []string {
 	t.Helper()
-	own, err := filepath.Glob("../../core/testdata/scenarios/*.txt")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(own) == 0 {
-		t.Fatal("no scenarios in core/testdata/scenarios")
+	var own []string
+	for _, dir := range []string{"scenarios", "conformance"} {
+		files, err := filepath.Glob("../../core/testdata/" + dir + "/*.txt")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(files) == 0 {
+			t.Fatalf("no scenarios in core/testdata/%s", dir)
+		}
+		own = append(own, files...)
 	}
 	shared, _ := filepath.Glob("../../../shared/conformance/cases/*.txt")
 	if len(shared) == 0 {

@@ -77,7 +77,7 @@ func StartNode() (*NodeHost, error) {
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(node, "--no-warnings", driver)
+	cmd := exec.Command(node, driver)
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		return nil, err
@@ -206,7 +206,7 @@ func (h *NodeHost) Factory() scenario.Factory {
 }
 
 // Node returns a scenario.Factory that runs scripts on the WebAssembly
-// module under Node.js (bindings/node, loaded with node:wasi). One node
+// module under Node.js (bindings/node, on its minimal WASI shim). One node
 // process starts at the first script and serves every later one; it exits
 // when this process does (its stdin closes).
 func Node() scenario.Factory {

@@ -23,7 +23,7 @@ const (
 )
 
 // node is the normalised form of one stanza, or of one piece of it, built so
-// that two stanzas FORMAT.md calls equal give equal trees (cmp.Equal) and
+// that two stanzas spec/SCENARIOS.md calls equal give equal trees (cmp.Equal) and
 // cmp.Diff explains the difference between unequal ones.
 //
 // An element has a Name and a Text of ""; a text node has an empty Name. An
@@ -39,7 +39,7 @@ type node struct {
 }
 
 // Equal reports whether the stanza actual, emitted by an engine, matches the
-// stanza expected, written in a scenario, under the rules of FORMAT.md
+// stanza expected, written in a scenario, under the rules of spec/SCENARIOS.md
 // ("How two stanzas are compared"):
 //
 //   - element names compare by namespace and local name, whatever prefixes

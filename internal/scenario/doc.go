@@ -1,7 +1,7 @@
 // Package scenario runs conformance scenarios: plain-text scripts that drive
 // one presence machine, as the server hosting it would, and state exactly
 // which stanzas it must emit. It implements version 1 of the format
-// described in shared/conformance/FORMAT.md.
+// described in spec/SCENARIOS.md at the repository root.
 //
 // The runner is engine-agnostic: the native Go core, the WASM module under
 // wazero and the WASM module under Node.js each implement [Engine], and the

@@ -197,10 +197,8 @@ func TestStartTime(t *testing.T) {
 }
 
 func TestFactoryLazy(t *testing.T) {
-	s, err := Parse("t", []byte("# only serve\nserve a.example\n\n"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	// Parse refuses a script without input lines, so build one by hand.
+	s := &Script{Name: "t", Lines: []Line{{Num: 2, Text: "serve a.example", Directive: "serve", Args: []string{"a.example"}}}}
 	called := false
 	r := s.Run(func([]string) (Engine, error) { called = true; return &fakeEngine{}, nil })
 	mustPass(t, r)
@@ -473,6 +471,9 @@ func TestParseErrors(t *testing.T) {
 		{"up a.example\nexpect error\nexpect error\nup b.example\n", "f.txt:2: expect error must be the only"},
 		{"up a.example\nexpect nothing\nexpect <a/>\n", "f.txt:2: expect nothing cannot be mixed"},
 		{" up a.example\n", `unknown directive ""`},
+		{"", "f.txt:1: no input line"},
+		{"# only a comment\n\n", "f.txt:3: no input line"},
+		{"serve a.example\nroster a@a.example b@b.example both\nat 2012-09-10T23:41:07Z\n", "f.txt:4: no input line"},
 	}
 	for _, tt := range tests {
 		_, err := Parse("f.txt", []byte(tt.src))
@@ -508,18 +509,19 @@ func TestParseLines(t *testing.T) {
 	}
 }
 
-// TestConformanceCasesParse checks that every shared conformance case is a
-// valid script.
+// TestConformanceCasesParse checks that every conformance case, the copies
+// in core/testdata/conformance and the shared ones when present, is a valid
+// script.
 func TestConformanceCasesParse(t *testing.T) {
-	dir := filepath.Join("..", "..", "..", "shared", "conformance", "cases")
-	paths, err := filepath.Glob(filepath.Join(dir, "*.txt"))
+	own, err := filepath.Glob(filepath.Join("..", "..", "core", "testdata", "conformance", "*.txt"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(paths) == 0 {
-		t.Skipf("no conformance cases in %s", dir)
+	if len(own) == 0 {
+		t.Fatal("no conformance cases in core/testdata/conformance")
 	}
-	for _, p := range paths {
+	shared, _ := filepath.Glob(filepath.Join("..", "..", "..", "shared", "conformance", "cases", "*.txt"))
+	for _, p := range append(own, shared...) {
 		src, err := os.ReadFile(p)
 		if err != nil {
 			t.Fatal(err)
@@ -531,6 +533,31 @@ func TestConformanceCasesParse(t *testing.T) {
 		}
 		if len(s.Lines) == 0 {
 			t.Errorf("%s: no directives", p)
+		}
+	}
+}
+
+// TestConformanceCopiesMatchShared checks that the cases copied into
+// core/testdata/conformance are byte for byte the shared ones, when
+// ../shared is present: the copy must not drift from its source.
+func TestConformanceCopiesMatchShared(t *testing.T) {
+	sharedDir := filepath.Join("..", "..", "..", "shared", "conformance", "cases")
+	if _, err := os.Stat(sharedDir); err != nil {
+		t.Skip("../shared/conformance/cases not present beside the module")
+	}
+	own, _ := filepath.Glob(filepath.Join("..", "..", "core", "testdata", "conformance", "*.txt"))
+	for _, p := range own {
+		mine, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		theirs, err := os.ReadFile(filepath.Join(sharedDir, filepath.Base(p)))
+		if err != nil {
+			t.Errorf("%s has no shared original: %v", filepath.Base(p), err)
+			continue
+		}
+		if !bytes.Equal(mine, theirs) {
+			t.Errorf("%s differs from the shared case", filepath.Base(p))
 		}
 	}
 }

@@ -70,7 +70,7 @@ func (l *Line) ExpectsError() bool {
 	return l.Directive == "expect" && len(l.Args) == 1 && l.Args[0] == "error"
 }
 
-// SyntaxError reports a line of a scenario file that breaks FORMAT.md, or a
+// SyntaxError reports a line of a scenario file that breaks spec/SCENARIOS.md, or a
 // file whose lines do not fit together (for example time going back). It is
 // a fault of the script, not of the engine running it.
 type SyntaxError struct {
@@ -92,7 +92,8 @@ func (e *SyntaxError) Error() string {
 // their arguments, that every expect line follows an input line and holds
 // one well-formed stanza (or nothing or error), that expect error and
 // expect nothing are not mixed with other expect lines of the same input,
-// that serve lines come first and that time never goes back. The first
+// that serve lines come first, that time never goes back and that there is
+// at least one input line. The first
 // problem is returned as a *SyntaxError.
 func Parse(name string, src []byte) (*Script, error) {
 	s := &Script{Name: name}
@@ -258,6 +259,12 @@ func Parse(name string, src []byte) (*Script, error) {
 	}
 	if e := checkGroup(); e != nil {
 		return nil, e
+	}
+	if input < 0 {
+		// A script with no input checks nothing, so passing it would say
+		// nothing either: an empty or truncated file must not count as a
+		// pass.
+		return fail(strings.Count(string(src), "\n")+1, "no input line (client, server, close, up or down): the scenario checks nothing")
 	}
 	return s, nil
 }

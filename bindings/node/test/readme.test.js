@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync, rmSync } from 'node:fs';
-import { execFileSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
 test('the README example prints the probe reply', () => {
@@ -14,7 +14,11 @@ test('the README example prints the probe reply', () => {
   const file = fileURLToPath(new URL(`../.readme-example-${process.pid}.mjs`, import.meta.url));
   writeFileSync(file, src);
   try {
-    const out = execFileSync(process.execPath, ['--no-warnings', file], { encoding: 'utf8' });
+    // No --no-warnings: the example must run without printing any.
+    const r = spawnSync(process.execPath, [file], { encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(r.stderr, '', 'the example prints nothing on stderr');
+    const out = r.stdout;
     assert.match(out, /^reply juliet@capulet\.com\/chamber <presence from='romeo@montague\.com\/balcony' to='juliet@capulet\.com\/chamber'><status>On the balcony<\/status><delay xmlns='urn:xmpp:delay' from='romeo@montague\.com\/balcony' stamp='[0-9T:.-]+Z'\/><\/presence>\n$/);
   } finally {
     rmSync(file, { force: true });
