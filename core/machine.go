@@ -120,9 +120,6 @@ type Machine struct {
 	buckets map[string]*bucket // session full JID → probe token bucket
 	parser  stanza.Parser
 	pres    stanza.Presence
-	iq      stanza.IQ
-	status  stanza.Parser // re-reads a kept presence for its status (L1)
-	text    []byte        // the status text being written
 	buf     []byte   // backing store of the outputs of the current call
 	recs    []outRec // outputs of the current call, as offsets into buf
 	outs    []Output
@@ -130,6 +127,11 @@ type Machine struct {
 	scratch []byte // kept-stanza staging
 	idbuf   []byte // the probe's id attribute while answering
 	full    []byte // a full JID being written into a reply
+
+	// Last Activity (lastactivity.go).
+	iq     stanza.IQ
+	status stanza.Parser // re-reads a kept presence for its status (L1)
+	text   []byte        // the status text being written
 
 	journal    bool
 	lastChange clock.Time // time of the last durable change
