@@ -10,9 +10,9 @@ import (
 	"github.com/lastseen-xmpp/lastseen/stanza"
 )
 
-// The wire format of ../../wasm/ABI.md, version 1.
+// The wire format of ../../wasm/ABI.md, version 2.
 
-const abiVersion = 1
+const abiVersion = 2
 
 // Step statuses.
 const (

@@ -1,7 +1,7 @@
 // lastseen for Node.js: the lastseen presence machine (XEP-0318 last-seen
 // presence probes) as a WebAssembly module, run with node:wasi.
 //
-// This file implements the host side of wasm/ABI.md (version 1) and nothing
+// This file implements the host side of wasm/ABI.md (version 2) and nothing
 // else: every byte it writes and reads is described there.
 
 import { existsSync, readFileSync } from 'node:fs';
@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { WASI } from 'node:wasi';
 
 /** The ABI version this binding speaks (ABI.md §9). */
-export const ABI_VERSION = 1;
+export const ABI_VERSION = 2;
 
 // ABI.md §5: op codes.
 const OP = {
@@ -33,9 +33,14 @@ const CODES = {
   32: 'NO_MACHINE', 33: 'PANIC', 34: 'OTHER',
 };
 
-/** Output kinds (ABI.md §6). */
-export const Kind = Object.freeze({ REPLY: 'reply', PROBE: 'probe', ERROR: 'error' });
-const KINDS = { 1: Kind.REPLY, 2: Kind.PROBE, 3: Kind.ERROR };
+/**
+ * Output kinds (ABI.md §6). Send every output to its `to`: reply, error and
+ * iq-reply are answers to deliver (a presence, a presence error, an iq result
+ * or error); probe and query are a session's probe or Last Activity query to
+ * route onwards like any outbound stanza.
+ */
+export const Kind = Object.freeze({ REPLY: 'reply', PROBE: 'probe', ERROR: 'error', IQ_REPLY: 'iq-reply', QUERY: 'query' });
+const KINDS = { 1: Kind.REPLY, 2: Kind.PROBE, 3: Kind.ERROR, 4: Kind.IQ_REPLY, 5: Kind.QUERY };
 
 const SUBSCRIPTIONS = { none: 0, to: 1, from: 2, both: 3 };
 

@@ -3,7 +3,7 @@
 //
 // Usage:
 //
-//	lastseen replay [-engine=native|wazero|node] FILE...   run scenarios; exit 1 if any fails
+//	lastseen replay [-engine=native|sharded|wazero|node] FILE...   run scenarios; exit 1 if any fails
 //	lastseen demo                              play XEP-0318's use cases
 package main
 
@@ -21,7 +21,7 @@ func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
 
 func usage(w io.Writer) {
 	fmt.Fprintln(w, `usage:
-  lastseen replay [-engine=native|wazero|node] FILE...   run scenario files (FORMAT.md); exit 1 if any fails
+  lastseen replay [-engine=native|sharded|wazero|node] FILE...   run scenario files (FORMAT.md); exit 1 if any fails
   lastseen demo                              play XEP-0318's use cases, stanza by stanza`)
 }
 
@@ -34,7 +34,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "replay":
 		fs := flag.NewFlagSet("replay", flag.ContinueOnError)
 		fs.SetOutput(stderr)
-		eng := fs.String("engine", "native", "engine to run on: native (the Go core), wazero (lastseen.wasm on wazero) or node (lastseen.wasm on Node.js)")
+		eng := fs.String("engine", "native", "engine to run on: native (the Go core), sharded (its goroutine-safe Sharded), wazero (lastseen.wasm on wazero) or node (lastseen.wasm on Node.js)")
 		if err := fs.Parse(args[1:]); err != nil {
 			return 2
 		}
@@ -70,10 +70,12 @@ func factory(name string) (scenario.Factory, error) {
 	switch name {
 	case "native":
 		return engine.Native(), nil
+	case "sharded":
+		return engine.Sharded(0), nil
 	case "wazero":
 		return engine.Wazero(), nil
 	case "node":
 		return engine.Node(), nil
 	}
-	return nil, fmt.Errorf("unknown engine %q (want native, wazero or node)", name)
+	return nil, fmt.Errorf("unknown engine %q (want native, sharded, wazero or node)", name)
 }

@@ -23,7 +23,7 @@ func main() {} // a reactor: the host calls _initialize, never _start
 
 // abiVersion is returned by lastseen_abi_version. It changes whenever a
 // host written for the previous version could misread the guest.
-const abiVersion = 1
+const abiVersion = 2
 
 // Statuses returned by lastseen_step and lastseen_reserve.
 const (
