@@ -213,21 +213,10 @@ func (m *Machine) lastActivity(now clock.Time, r, x stanza.JID, id []byte) {
 		}
 		return
 	}
-	owner := x
-	us := owner.String()
-	self := r.Bare().String() == us
-	var blocked, hidden bool
-	var sub Subscription
-	if m.probeAuth != nil {
-		blocked, sub, hidden = m.probeAuth.ProbeFacts(owner, r)
-	} else {
-		blocked = m.auth.Blocks(owner, r)
-		if !blocked && !self {
-			sub = m.auth.Subscription(owner, r.Bare())
-		}
-		if !blocked && (self || sub.Visible()) {
-			hidden = m.auth.Hidden(owner)
-		}
+	us := x.String()
+	self, blocked, sub, hidden := m.userFacts(x, us, r)
+	if m.probeAuth == nil && !blocked && (self || sub.Visible()) {
+		hidden = m.auth.Hidden(x)
 	}
 	u := m.users[us]
 	switch {

@@ -151,4 +151,22 @@ func TestLastActivityDoesNotAllocate(t *testing.T) {
 			t.Errorf("%s: %v allocations per query", in, n)
 		}
 	}
+	// Sharded with a reused Outputs, from a server and from a session.
+	sh, err := core.NewSharded(core.Config{Served: []string{"montague.com"}}, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sh.SetRoster(stanza.MustParse("romeo@montague.com"), stanza.MustParse("juliet@capulet.com"), core.SubBoth)
+	sh.Client(clock.Epoch2000, s, []byte(`<presence type='unavailable'><status>Out</status></presence>`))
+	var o core.Outputs
+	raw := []byte(lastQuery)
+	own := []byte(`<iq type='get' id='own'><query xmlns='jabber:iq:last'/></iq>`)
+	sh.ServerInto(&o, clock.Epoch2000+5e9, raw)
+	sh.ClientInto(&o, clock.Epoch2000+5e9, s, own)
+	if n := testing.AllocsPerRun(100, func() {
+		sh.ServerInto(&o, clock.Epoch2000+5e9, raw)
+		sh.ClientInto(&o, clock.Epoch2000+5e9, s, own)
+	}); n != 0 {
+		t.Errorf("Sharded: %v allocations per server and client query", n)
+	}
 }

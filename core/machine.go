@@ -617,18 +617,7 @@ func (m *Machine) answer(r, x stanza.JID, id []byte) {
 	}
 	owner := x.Bare()
 	us := owner.String()
-	self := r.Bare().String() == us
-	var blocked, hidden bool
-	var sub Subscription
-	if m.probeAuth != nil {
-		blocked, sub, hidden = m.probeAuth.ProbeFacts(owner, r)
-	} else {
-		blocked = m.auth.Blocks(owner, r)
-		if !blocked && !self {
-			sub = m.auth.Subscription(owner, r.Bare())
-		}
-		// Hidden is asked below, and only when a reply depends on it.
-	}
+	self, blocked, sub, hidden := m.userFacts(owner, us, r)
 	if blocked { // P1
 		return
 	}
@@ -697,6 +686,24 @@ func (m *Machine) answer(r, x stanza.JID, id []byte) {
 	m.buf = append(m.buf, u.last.rec.attrs()...)
 	m.body(u.last.rec.content(), us, u.last.name, u.last.rec.at, true)
 	m.end()
+}
+
+// userFacts answers what a probe or query from r to the local user owner
+// (bare, written us) must know first: whether r is owner, blocked by owner,
+// and r's subscription in owner's roster. hidden is set only when the
+// Authorizer is a ProbeAuthorizer; otherwise the caller asks Hidden itself,
+// and only when its reply depends on it.
+func (m *Machine) userFacts(owner stanza.JID, us string, r stanza.JID) (self, blocked bool, sub Subscription, hidden bool) {
+	self = r.Bare().String() == us
+	if m.probeAuth != nil {
+		blocked, sub, hidden = m.probeAuth.ProbeFacts(owner, r)
+		return self, blocked, sub, hidden
+	}
+	blocked = m.auth.Blocks(owner, r)
+	if !blocked && !self {
+		sub = m.auth.Subscription(owner, r.Bare())
+	}
+	return self, blocked, sub, false
 }
 
 // body closes the start tag and writes content, optionally a delay from the

@@ -234,15 +234,21 @@ func (s *Sharded) clientQuery(o *Outputs, now clock.Time, session stanza.JID, ps
 	if err != nil {
 		return err
 	}
-	sh := s.shardOf(q.to.Bare().String())
+	return s.onTargetShard(o, "client", q.to, func(m *Machine) { m.clientQuery(now, &q) })
+}
+
+// onTargetShard checks a query's target and answers it with answer on the
+// target's shard, under its lock.
+func (s *Sharded) onTargetShard(o *Outputs, event string, to stanza.JID, answer func(m *Machine)) error {
+	sh := s.shardOf(to.Bare().String())
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	m := sh.m
 	m.reset()
-	if err := m.checkQueryTarget("client", q.to); err != nil {
+	if err := m.checkQueryTarget(event, to); err != nil {
 		return err
 	}
-	m.clientQuery(now, &q)
+	answer(m)
 	o.add(m.finish())
 	return nil
 }
@@ -254,18 +260,10 @@ func (s *Sharded) serverQuery(o *Outputs, now clock.Time, ps *parsed) error {
 	if err != nil {
 		return err
 	}
-	sh := s.shardOf(q.to.Bare().String())
-	sh.mu.Lock()
-	defer sh.mu.Unlock()
-	m := sh.m
-	m.reset()
-	if err := m.checkQueryTarget("server", q.to); err != nil {
-		return err
-	}
-	m.idbuf = append(append(m.idbuf[:0], ' '), q.id...)
-	m.lastActivity(now, q.from, q.to, m.idbuf)
-	o.add(m.finish())
-	return nil
+	return s.onTargetShard(o, "server", q.to, func(m *Machine) {
+		m.idbuf = append(append(m.idbuf[:0], ' '), q.id...)
+		m.lastActivity(now, q.from, q.to, m.idbuf)
+	})
 }
 
 // Close is Machine.Close, safe for concurrent use.
