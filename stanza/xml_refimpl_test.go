@@ -799,22 +799,7 @@ func (p *refParser) ParsePresence(raw []byte, out *Presence) error {
 	if string(el.Local) != "presence" || !ContentNamespace(el.Space) {
 		return refNotTaken(el)
 	}
-	for i := range el.Attrs {
-		a := &el.Attrs[i]
-		if a.Decl || a.Prefix != nil {
-			continue
-		}
-		switch string(a.Local) {
-		case "from":
-			out.From = a
-		case "to":
-			out.To = a
-		case "id":
-			out.ID = a
-		case "type":
-			out.typ = a
-		}
-	}
+	out.From, out.To, out.ID, out.typ = refAddressing(el)
 	if out.typ != nil {
 		v := out.typ.Raw
 		if bytes.IndexByte(out.typ.Raw, '&') >= 0 {
@@ -850,22 +835,7 @@ func (p *refParser) ParseStanza(raw []byte, pres *Presence, iq *IQ) (bool, error
 	}
 	*iq = IQ{Element: el}
 	var typ *Attr
-	for i := range el.Attrs {
-		a := &el.Attrs[i]
-		if a.Decl || a.Prefix != nil {
-			continue
-		}
-		switch string(a.Local) {
-		case "from":
-			iq.From = a
-		case "to":
-			iq.To = a
-		case "id":
-			iq.ID = a
-		case "type":
-			typ = a
-		}
-	}
+	iq.From, iq.To, iq.ID, typ = refAddressing(el)
 	if typ == nil {
 		return true, &SyntaxError{Offset: 1, Msg: "iq without a type (RFC 6120 §8.2.3 requires one)", Err: ErrNotPresence}
 	}
@@ -912,4 +882,27 @@ func refCheckLastActivity(q *IQ) error {
 		return &SyntaxError{Offset: elems[0].Start, Msg: "iq get without <query xmlns='jabber:iq:last'/>: lastseen answers only Last Activity queries", Err: ErrNotPresence}
 	}
 	return nil
+}
+
+// refAddressing finds the unprefixed from, to, id and type attributes of a
+// stanza element (a repeated attribute never gets this far: the parser
+// refuses it).
+func refAddressing(el *Element) (from, to, id, typ *Attr) {
+	for i := range el.Attrs {
+		a := &el.Attrs[i]
+		if a.Decl || a.Prefix != nil {
+			continue
+		}
+		switch string(a.Local) {
+		case "from":
+			from = a
+		case "to":
+			to = a
+		case "id":
+			id = a
+		case "type":
+			typ = a
+		}
+	}
+	return from, to, id, typ
 }
