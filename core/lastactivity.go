@@ -104,12 +104,7 @@ func (m *Machine) clientQuery(now clock.Time, q *queryIn) {
 	}
 	if !m.local(q.to) {
 		m.begin(RoutedQuery, q.to.String())
-		m.buf = append(m.buf, "<iq from='"...)
-		m.buf = appendJIDEscaped(m.buf, q.from)
-		m.buf = append(m.buf, "' to='"...)
-		m.buf = appendJIDEscaped(m.buf, q.to)
-		m.buf = append(m.buf, "' type='get'"...)
-		m.buf = append(m.buf, m.idbuf...)
+		m.iqHead(q.from, q.to, "get", m.idbuf)
 		m.buf = append(m.buf, "><query xmlns='jabber:iq:last'/></iq>"...)
 		m.end()
 		return
