@@ -79,7 +79,7 @@ func (m *Machine) checkClientQuery(session stanza.JID, iq *stanza.IQ) (queryIn, 
 
 // checkQueryTarget refuses a query to a JID with a resource that the
 // machine would answer for (RULES L6: the host routes it to that resource;
-// CHOICES 30 for a domain or component with a resource) and, from a server,
+// CHOICES 32 for a domain or component with a resource) and, from a server,
 // a query to a JID the machine does not host (L5).
 func (m *Machine) checkQueryTarget(event string, to stanza.JID) error {
 	if !m.local(to) {
@@ -232,7 +232,7 @@ func (m *Machine) lastActivity(now clock.Time, r, x stanza.JID, id []byte) {
 }
 
 // statusText appends the character data of the first <status/> child of
-// the kept presence rec (CHOICES 31), references decoded. The kept bytes
+// the kept presence rec (CHOICES 33), references decoded. The kept bytes
 // passed the parser when they came in; they are read again with a parser of
 // their own, rebuilt as a presence with the kept namespace declarations,
 // so that a prefixed status resolves as it did then.

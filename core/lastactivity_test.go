@@ -13,7 +13,7 @@ import (
 
 const lastQuery = `<iq from='juliet@capulet.com/x' to='romeo@montague.com' type='get' id='l'><query xmlns='jabber:iq:last'/></iq>`
 
-// TestLastActivityAfterRestart pins CHOICES 34: after Restarted, a user
+// TestLastActivityAfterRestart pins CHOICES 36: after Restarted, a user
 // who was online answers from the restart rule's stamp, with no text, and
 // the query agrees with the probe.
 func TestLastActivityAfterRestart(t *testing.T) {
@@ -98,7 +98,7 @@ func TestLastActivityKinds(t *testing.T) {
 }
 
 // TestLastActivityRefusals checks the error classes of refused queries
-// (CHOICES 33) and that they emit nothing.
+// (CHOICES 35) and that they emit nothing.
 func TestLastActivityRefusals(t *testing.T) {
 	session := stanza.MustParse("romeo@montague.com/balcony")
 	tests := []struct {
