@@ -170,3 +170,17 @@ func TestLastActivityDoesNotAllocate(t *testing.T) {
 		t.Errorf("Sharded: %v allocations per server and client query", n)
 	}
 }
+
+// TestLastActivityClockBack pins CHOICES 37: a clock that went back gives
+// 0 seconds, never a negative number; the scenario format cannot move time
+// back, so this is a Go test.
+func TestLastActivityClockBack(t *testing.T) {
+	m := newMachine(t, false)
+	t1, _ := clock.Parse("2012-09-10T20:00:00Z")
+	m.Client(t1, stanza.MustParse("romeo@montague.com/balcony"), []byte(`<presence type='unavailable'/>`))
+	out, err := m.Server(t1-5e9, []byte(lastQuery))
+	want := []string{`<iq from='romeo@montague.com' to='juliet@capulet.com/x' type='result' id='l'><query xmlns='jabber:iq:last' seconds='0'/></iq>`}
+	if diff := cmp.Diff(want, stanzas(out)); err != nil || diff != "" {
+		t.Errorf("query 5 s before the unavailable presence: %v (-want +got):\n%s", err, diff)
+	}
+}
