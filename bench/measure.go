@@ -134,7 +134,10 @@ func measureWorkload(w *Workload, cs []Contender, cfg runConfig) ([]Cell, error)
 	}()
 	for i, c := range cs {
 		cells[i] = Cell{Workload: w.Name, Impl: c.Name, Peer: c.Peer, Missing: c.Missing, OutPerOp: w.Want, External: c.External}
-		if c.Missing != "" || c.External {
+		if c.Peer && w.NoPeers != "" {
+			cells[i].Missing = w.NoPeers
+		}
+		if cells[i].Missing != "" || c.External {
 			continue
 		}
 		in, err := w.start(c)

@@ -26,6 +26,9 @@ const (
 	probeUser   = `<presence from='juliet@capulet.com/balcony' to='romeo@montague.com' type='probe' id='probe-1'/>`
 	probeDomain = `<presence from='juliet@capulet.com/balcony' to='montague.com' type='probe' id='probe-2'/>`
 	clientProbe = `<presence to='juliet@capulet.com' type='probe' id='cp-1'/>`
+
+	queryUser   = `<iq from='juliet@capulet.com/balcony' to='romeo@montague.com' type='get' id='last-1'><query xmlns='jabber:iq:last'/></iq>`
+	queryDomain = `<iq from='juliet@capulet.com/balcony' to='montague.com' type='get' id='last-2'><query xmlns='jabber:iq:last'/></iq>`
 )
 
 var t0 = clock.Epoch2000
@@ -44,6 +47,24 @@ type Workload struct {
 	Want    int
 	// Step is how far the clock moves before each operation.
 	Step time.Duration
+	// NoPeers, when set, says why the peer baselines do not run this
+	// workload (they implement only the presence rules).
+	NoPeers string
+}
+
+// noXEP0012 is why the peers sit out the Last Activity workloads.
+const noXEP0012 = "peers implement no XEP-0012"
+
+// offlineUser is the state of probe-offline: a user whose last resource
+// went offline with a status.
+func offlineUser(im Impl) error {
+	if err := roster(im); err != nil {
+		return err
+	}
+	if err := clientAt(im, t0.Add(time.Hour), user+"/balcony", availA); err != nil {
+		return err
+	}
+	return clientAt(im, t0.Add(2*time.Hour), user+"/balcony", unavail)
 }
 
 func roster(im Impl) error {
@@ -91,19 +112,19 @@ func withResources(n int) func(Impl) error {
 func workloads() []Workload {
 	return []Workload{
 		{
-			Name: "probe-offline",
-			Desc: "server probe for a user whose last resource went offline with a status (P3): 1 reply with status and delay",
-			Setup: func(im Impl) error {
-				if err := roster(im); err != nil {
-					return err
-				}
-				if err := clientAt(im, t0.Add(time.Hour), user+"/balcony", availA); err != nil {
-					return err
-				}
-				return clientAt(im, t0.Add(2*time.Hour), user+"/balcony", unavail)
-			},
-			In:   [2]string{probeUser, probeUser},
-			Want: 1,
+			Name:  "probe-offline",
+			Desc:  "server probe for a user whose last resource went offline with a status (P3): 1 reply with status and delay",
+			Setup: offlineUser,
+			In:    [2]string{probeUser, probeUser},
+			Want:  1,
+		},
+		{
+			Name:    "last-activity-offline",
+			Desc:    "XEP-0012 Last Activity query for the same offline user (L1): 1 iq result with the seconds and the status",
+			Setup:   offlineUser,
+			In:      [2]string{queryUser, queryUser},
+			Want:    1,
+			NoPeers: noXEP0012,
 		},
 		{
 			Name:  "probe-1-resource",
@@ -125,6 +146,14 @@ func workloads() []Workload {
 			Setup: roster,
 			In:    [2]string{probeDomain, probeDomain},
 			Want:  1,
+		},
+		{
+			Name:    "last-activity-server",
+			Desc:    "XEP-0012 Last Activity query to the served domain (L2): 1 iq result with the uptime",
+			Setup:   roster,
+			In:      [2]string{queryDomain, queryDomain},
+			Want:    1,
+			NoPeers: noXEP0012,
 		},
 		{
 			Name: "update-available",

@@ -35,6 +35,9 @@ const (
 	benchProbeUser   = `<presence from='juliet@capulet.com/balcony' to='romeo@montague.com' type='probe' id='probe-1'/>`
 	benchProbeDomain = `<presence from='juliet@capulet.com/balcony' to='montague.com' type='probe' id='probe-2'/>`
 	benchClientProbe = `<presence to='juliet@capulet.com' type='probe' id='cp-1'/>`
+
+	benchQueryUser   = `<iq from='juliet@capulet.com/balcony' to='romeo@montague.com' type='get' id='last-1'><query xmlns='jabber:iq:last'/></iq>`
+	benchQueryDomain = `<iq from='juliet@capulet.com/balcony' to='montague.com' type='get' id='last-2'><query xmlns='jabber:iq:last'/></iq>`
 )
 
 var benchT0 = clock.Epoch2000
@@ -98,6 +101,23 @@ func BenchmarkProbeOffline(b *testing.B) {
 	benchClient(b, m, benchT0.Add(time.Hour), s, benchAvailA)
 	benchClient(b, m, benchT0.Add(2*time.Hour), s, benchUnavail)
 	benchServer(b, m, benchProbeUser, 1)
+}
+
+// BenchmarkLastActivityOffline answers a XEP-0012 Last Activity query
+// for the same offline user as BenchmarkProbeOffline (RULES L1): seconds
+// since the unavailable presence, and its status as text.
+func BenchmarkLastActivityOffline(b *testing.B) {
+	m := benchMachine(b)
+	s := benchJID(b, benchUser+"/balcony")
+	benchClient(b, m, benchT0.Add(time.Hour), s, benchAvailA)
+	benchClient(b, m, benchT0.Add(2*time.Hour), s, benchUnavail)
+	benchServer(b, m, benchQueryUser, 1)
+}
+
+// BenchmarkLastActivityServer answers a Last Activity query to the served
+// domain (RULES L2): its uptime.
+func BenchmarkLastActivityServer(b *testing.B) {
+	benchServer(b, benchMachine(b), benchQueryDomain, 1)
 }
 
 // BenchmarkProbeParse parses BenchmarkProbeOffline's probe and does

@@ -1,12 +1,16 @@
 // Package core is the lastseen presence machine: XEP-0318 (Best Practices
 // for Client Initiated Presence Probes) on top of RFC 6121 §4.3 (presence
 // probes), with XEP-0203 delayed-delivery stamps, XEP-0191 blocking and
-// RFC 7622 addresses.
+// RFC 7622 addresses, and XEP-0012 (Last Activity) answered from the same
+// state.
 //
 // The machine remembers when every local entity last changed its presence
 // and answers presence probes, including probes sent by clients, with the
 // last known presence and a <delay/> saying when it changed; probes to a
 // server domain or component are answered with the time it came online.
+// It answers jabber:iq:last queries from that same state, so a probe reply
+// and a Last Activity result never contradict each other and a host needs
+// no separate last-activity module.
 //
 // It is a pure state machine in the style of etcd's raft: events in,
 // stanzas out. It opens no socket, starts no goroutine, reads no clock and
@@ -65,10 +69,13 @@
 //     ignored), so you need not sort it first.
 //  5. When a session ends without unavailable presence (connection lost,
 //     stream error, stream management timeout), call Close(now, session).
-//  6. After each call, send every Output: Kind tells whether it is a
-//     Reply to a probe or an announcement of Up or Down (deliver it to
-//     To), a RoutedProbe to route to another server, or an ErrorReply for
-//     the local session. Output.To is the normalised address.
+//  6. After each call, send every Output to Output.To, the normalised
+//     address. Kind tells what it is: a Reply to a probe or an announcement
+//     of Up or Down, a RoutedProbe to route to another server, an
+//     ErrorReply for the local session (all presence), an IQReply answering
+//     a query (an iq result or error, to a local session or a remote
+//     server), or a RoutedQuery to route onwards (an iq get from the
+//     session's full JID; queries are step 9).
 //     The stanzas carry no xmlns: write them into the stream you route them
 //     on. Outputs of a Machine alias its buffers until its next call, which
 //     overwrites them: send them first, or queue CloneOutputs(out). Sharded's are copies the caller owns; a connection
@@ -81,6 +88,16 @@
 //     §4.9 and §8.3).
 //  8. Time must come from one clock that does not go backwards (a monotonic
 //     reading mapped to UTC); stamps and the rate limiter use it.
+//  9. Pass XEP-0012 Last Activity queries too: every iq of type get whose
+//     only child is <query xmlns='jabber:iq:last'/>, from a local client
+//     (Client: to its own account, another user, a remote JID, or with no
+//     to at all) and from other servers or components (Server), when it is
+//     addressed to a user's bare JID, one of your served domains or a
+//     component you host. Do not pass a query to a full JID: route it to
+//     that resource as RFC 6121 §8.5.3 says (the machine refuses it).
+//     Queries change nothing and use no probe token. Advertise the feature
+//     jabber:iq:last in your disco#info replies for your domains and users
+//     (XEP-0012 §6): the machine does not answer service discovery.
 //
 // The host stays responsible for what the machine cannot see: authenticating
 // sessions, verifying the from of server stanzas, routing, and storing

@@ -40,6 +40,12 @@ func randomEvents(seed uint64, n int) []event {
 		`<presence type='subscribe' to='nurse@montague.com'/>`,
 		`<presence><bad></presence>`,
 		`<presence type='bogus'/>`,
+		`<iq type='get' id='q1'><query xmlns='jabber:iq:last'/></iq>`,
+		`<iq to='romeo@montague.com' type='get' id='q2'><query xmlns='jabber:iq:last'/></iq>`,
+		`<iq to='juliet@capulet.com' type='get' id='q3'><query xmlns='jabber:iq:last'/></iq>`,
+		`<iq to='montague.com' type='get' id='q4'><query xmlns='jabber:iq:last'/></iq>`,
+		`<iq to='nurse@montague.com/phone' type='get' id='q5'><query xmlns='jabber:iq:last'/></iq>`,
+		`<iq type='set' id='q6'><query xmlns='jabber:iq:last'/></iq>`,
 	}
 	now := clock.Epoch2000
 	evs := make([]event, 0, n)
@@ -58,7 +64,11 @@ func randomEvents(seed uint64, n int) []event {
 			if r.IntN(3) == 0 {
 				to += "/" + res
 			}
-			evs = append(evs, event{kind: "server", xml: fmt.Sprintf(`<presence from='juliet@capulet.com/x' to='%s' type='probe' id='s%d'/>`, to, i), now: now})
+			x := fmt.Sprintf(`<presence from='juliet@capulet.com/x' to='%s' type='probe' id='s%d'/>`, to, i)
+			if r.IntN(3) == 0 { // a Last Activity query instead (refused when to is a full JID)
+				x = fmt.Sprintf(`<iq from='juliet@capulet.com/x' to='%s' type='get' id='s%d'><query xmlns='jabber:iq:last'/></iq>`, to, i)
+			}
+			evs = append(evs, event{kind: "server", xml: x, now: now})
 		case k < 19:
 			evs = append(evs, event{kind: "up", session: []string{"montague.com", "chat.montague.com"}[r.IntN(2)], now: now})
 		default:

@@ -16,11 +16,15 @@ var (
 	// ErrNoFrom means a stanza from another server has no from address; the
 	// host must verify and keep the sender (RFC 6120 §8.1.2.2).
 	ErrNoFrom = errors.New("server stanza without from")
-	// ErrNoTo means a probe from another server has no to address.
-	ErrNoTo = errors.New("server probe without to")
-	// ErrNotLocal means a probe from another server is addressed to a JID
-	// that is neither at a served domain nor a component this machine hosts.
-	ErrNotLocal = errors.New("probe to a JID this machine does not host")
+	// ErrNoTo means a probe or Last Activity query from another server has
+	// no to address.
+	ErrNoTo = errors.New("server probe or query without to")
+	// ErrNotLocal means a probe or Last Activity query from another server
+	// is addressed to a JID that is neither at a served domain nor a
+	// component this machine hosts, or that a Last Activity query names a
+	// resource of a JID the machine answers for, which the host routes to
+	// that resource instead (RULES L6).
+	ErrNotLocal = errors.New("probe or query to a JID this machine does not answer for")
 	// ErrSession means a session JID is not a full JID at a served domain.
 	ErrSession = errors.New("session JID must be a full JID at a served domain")
 	// ErrNotDomain means up or down was given a JID that is not a bare

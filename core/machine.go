@@ -38,7 +38,19 @@ type Config struct {
 // DefaultMaxResources is the default cap on one user's available resources.
 const DefaultMaxResources = 64
 
-// Kind says what an Output is, so the host knows how to route it.
+// Kind says what an Output is, so the host knows how to route it. Every
+// Output goes to its To address, written into the stream toward it; the
+// kind says which stanza it is and on whose behalf it travels:
+//
+//	kind         stanza      from             host's job
+//	Reply        presence    the local JID    deliver to To (local session or remote server)
+//	RoutedProbe  presence    the session      route to To like any outbound stanza
+//	ErrorReply   presence    the probed JID   deliver to the local session To
+//	IQReply      iq          the queried JID  deliver to To (local session or remote server)
+//	RoutedQuery  iq          the session      route to To like any outbound iq
+//
+// Kinds 1–3 carry <presence/>, kinds 4 and 5 <iq/>; their numbers are part
+// of the WASM ABI and do not change.
 type Kind uint8
 
 const (
@@ -53,6 +65,15 @@ const (
 	// ErrorReply is a presence error for the session that sent a client
 	// probe (RULES C3, C4).
 	ErrorReply
+	// IQReply answers a XEP-0012 Last Activity query with an iq result or
+	// error (RULES L1, L2, L4): deliver it to To, a local session or a
+	// remote server, as any iq response.
+	IQReply
+	// RoutedQuery is a client's Last Activity query to a JID this machine
+	// does not host, with from set to the session's full JID (RULES L4):
+	// route it like any outbound iq; its response comes back addressed to
+	// the session.
+	RoutedQuery
 )
 
 // String names k.
@@ -64,6 +85,10 @@ func (k Kind) String() string {
 		return "probe"
 	case ErrorReply:
 		return "error"
+	case IQReply:
+		return "iq-reply"
+	case RoutedQuery:
+		return "query"
 	}
 	return "invalid"
 }
@@ -133,6 +158,11 @@ type Machine struct {
 	scratch []byte // kept-stanza staging
 	idbuf   []byte // the probe's id attribute while answering
 	full    []byte // a full JID being written into a reply
+
+	// Last Activity (lastactivity.go).
+	iq     stanza.IQ
+	status stanza.Parser // re-reads a kept presence for its status (L1)
+	text   []byte        // the status text being written
 
 	journal    bool
 	lastChange clock.Time // time of the last durable change
@@ -273,11 +303,21 @@ func (m *Machine) jid(a *stanza.Attr) (stanza.JID, error) { return m.jids.jid(a)
 // Client handles a stanza sent by the local, authenticated session whose
 // full JID is session. Its from attribute is not trusted: the machine uses
 // session. It tracks broadcasts (RULES T1–T3), answers or routes probes
-// (C1–C4) and ignores everything else (T4, T5).
+// (C1–C4) and XEP-0012 Last Activity queries (L1–L6), and ignores other
+// presence (T4, T5).
 func (m *Machine) Client(now clock.Time, session stanza.JID, raw []byte) ([]Output, error) {
 	m.reset()
-	if err := m.parser.ParsePresence(raw, &m.pres); err != nil {
+	isIQ, err := m.parser.ParseStanza(raw, &m.pres, &m.iq)
+	if err != nil {
 		return nil, bad("client", err)
+	}
+	if isIQ {
+		q, err := m.checkClientQuery(session, &m.iq)
+		if err != nil {
+			return nil, err
+		}
+		m.clientQuery(now, &q)
+		return m.finish(), nil
 	}
 	c, err := m.checkClient(session, &m.pres)
 	if err != nil {
@@ -545,12 +585,26 @@ func (m *Machine) local(j stanza.JID) bool {
 }
 
 // Server handles a stanza from another server or a local component, whose
-// from the host has verified. Probes to local JIDs are answered (RULES
-// P1–P6, F1, S1, S2); other presence is ignored (T5).
+// from the host has verified. Probes and XEP-0012 Last Activity queries to
+// local JIDs are answered (RULES P1–P6, F1, S1, S2, L1–L6); other presence
+// is ignored (T5).
 func (m *Machine) Server(now clock.Time, raw []byte) ([]Output, error) {
 	m.reset()
-	if err := m.parser.ParsePresence(raw, &m.pres); err != nil {
+	isIQ, err := m.parser.ParseStanza(raw, &m.pres, &m.iq)
+	if err != nil {
 		return nil, bad("server", err)
+	}
+	if isIQ {
+		q, err := m.jids.serverQuery(&m.iq)
+		if err == nil {
+			err = m.checkQueryTarget("server", q.to)
+		}
+		if err != nil {
+			return nil, err
+		}
+		m.idbuf = append(append(m.idbuf[:0], ' '), q.id...)
+		m.lastActivity(now, q.from, q.to, m.idbuf)
+		return m.finish(), nil
 	}
 	from, to, err := m.checkServer(&m.pres)
 	if err != nil {
@@ -593,18 +647,7 @@ func (m *Machine) answer(r, x stanza.JID, id []byte) {
 	}
 	owner := x.Bare()
 	us := owner.String()
-	self := r.Bare().String() == us
-	var blocked, hidden bool
-	var sub Subscription
-	if m.probeAuth != nil {
-		blocked, sub, hidden = m.probeAuth.ProbeFacts(owner, r)
-	} else {
-		blocked = m.auth.Blocks(owner, r)
-		if !blocked && !self {
-			sub = m.auth.Subscription(owner, r.Bare())
-		}
-		// Hidden is asked below, and only when a reply depends on it.
-	}
+	self, blocked, sub, hidden := m.userFacts(owner, us, r)
 	if blocked { // P1
 		return
 	}
@@ -673,6 +716,24 @@ func (m *Machine) answer(r, x stanza.JID, id []byte) {
 	m.buf = append(m.buf, u.last.rec.attrs()...)
 	m.body(u.last.rec.content(), us, u.last.name, u.last.rec.at, true)
 	m.end()
+}
+
+// userFacts answers what a probe or query from r to the local user owner
+// (bare, written us) must know first: whether r is owner, blocked by owner,
+// and r's subscription in owner's roster. hidden is set only when the
+// Authorizer is a ProbeAuthorizer; otherwise the caller asks Hidden itself,
+// and only when its reply depends on it.
+func (m *Machine) userFacts(owner stanza.JID, us string, r stanza.JID) (self, blocked bool, sub Subscription, hidden bool) {
+	self = r.Bare().String() == us
+	if m.probeAuth != nil {
+		blocked, sub, hidden = m.probeAuth.ProbeFacts(owner, r)
+		return self, blocked, sub, hidden
+	}
+	blocked = m.auth.Blocks(owner, r)
+	if !blocked && !self {
+		sub = m.auth.Subscription(owner, r.Bare())
+	}
+	return self, blocked, sub, false
 }
 
 // body closes the start tag and writes content, optionally a delay from the

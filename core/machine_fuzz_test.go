@@ -8,7 +8,9 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -41,6 +43,16 @@ import (
 //   - opt-out (P5): a self-probe of a user who ran hide never carries a
 //     top-level delay stamp;
 //   - probes change nothing (P6): AppendState is the same after them;
+//   - Last Activity (RULES L1–L3): a stranger's query to every user gets
+//     exactly one auth/forbidden error, so no query reveals what P2 would
+//     refuse; for the user themself, every roster contact and every
+//     blocked JID, a query answers as the probe from the same requester at
+//     the same instant does (silence: service-unavailable; unsubscribed:
+//     forbidden; available: 0 seconds; unavailable with a stamp T: the
+//     seconds since T and the status text; opted out: service-unavailable;
+//     nothing known: item-not-found); a query to each served domain and
+//     hosted component agrees with the probe to it; and neither queries
+//     nor a session's queries to itself change the state or use a token;
 //   - announcements (S3): an accepted up or down of D emits one Reply to
 //     each contact that D's roster holds, by the script's own roster lines,
 //     with from or both and that D's Authorizer does not block, in
@@ -84,6 +96,8 @@ type fuzzRun struct {
 	users   map[string]bool                         // normalised bare JIDs at served domains
 	hidden  map[string]bool                         // normalised bare JIDs that opted out (P5)
 	rosters map[string]map[string]core.Subscription // owner → contact → subscription, by the script
+	peers   map[string]bool                         // JIDs the roster and block lines name: requesters for the Last Activity checks
+	hosts   map[string]bool                         // served domains and up or down JIDs
 	parser  stanza.Parser
 	out     stanza.Parser
 }
@@ -114,7 +128,12 @@ func runFuzzScript(t *testing.T, script *scenario.Script) {
 		t.Fatal(err)
 	}
 	r := &fuzzRun{t: t, m: m, plain: plain, sh: sh, avail: map[string]bool{}, users: map[string]bool{}, hidden: map[string]bool{},
-		rosters: map[string]map[string]core.Subscription{}}
+		rosters: map[string]map[string]core.Subscription{}, peers: map[string]bool{}, hosts: map[string]bool{}}
+	for _, d := range served {
+		if j, err := stanza.Parse(d); err == nil {
+			r.hosts[j.String()] = true
+		}
+	}
 	r.out.Limits.MaxBytes = 1 << 20
 	now := clock.Epoch2000
 	for i := range script.Lines {
@@ -158,9 +177,11 @@ func (r *fuzzRun) fact(l *scenario.Line) {
 	}{r.m, r.plain, r.sh} {
 		switch l.Directive {
 		case "roster":
+			r.peers[j[1].String()] = true
 			sub, _ := core.ParseSubscription(l.Args[2])
 			m.SetRoster(j[0], j[1], sub)
 		case "block":
+			r.peers[j[1].String()] = true
 			m.SetBlock(j[0], j[1], true)
 		case "hide":
 			m.SetHidden(j[0], true)
@@ -289,6 +310,8 @@ func outputsText(out []core.Output) string {
 // model tracks which sessions an accepted input makes available.
 func (r *fuzzRun) model(l *scenario.Line) {
 	switch l.Directive {
+	case "up", "down":
+		r.hosts[stanza.MustParse(l.Args[0]).String()] = true
 	case "close":
 		s := stanza.MustParse(l.Args[0])
 		r.users[s.Bare().String()] = true
@@ -297,10 +320,12 @@ func (r *fuzzRun) model(l *scenario.Line) {
 		s := stanza.MustParse(l.Args[0])
 		r.users[s.Bare().String()] = true
 		var p stanza.Presence
-		if err := r.parser.ParsePresence(l.XML, &p); err != nil {
+		var iq stanza.IQ
+		isIQ, err := r.parser.ParseStanza(l.XML, &p, &iq)
+		if err != nil {
 			r.t.Fatalf("%s: the machine accepted what the parser refuses: %v", l.Text, err)
 		}
-		if p.To != nil {
+		if isIQ || p.To != nil {
 			return
 		}
 		switch p.Type {
@@ -312,41 +337,58 @@ func (r *fuzzRun) model(l *scenario.Line) {
 	}
 }
 
-// checkOutputs checks that each output is a well-formed presence stanza
-// addressed as it says.
+// checkOutputs checks that each output is a well-formed presence or iq
+// stanza addressed as it says, of a type that fits its kind.
 func (r *fuzzRun) checkOutputs(what string, out []core.Output) {
 	t := r.t
 	for _, o := range out {
 		var p stanza.Presence
-		if err := r.out.ParsePresence(o.Stanza, &p); err != nil {
+		var iq stanza.IQ
+		isIQ, err := r.out.ParseStanza(o.Stanza, &p, &iq)
+		if err != nil {
 			t.Fatalf("%s: output %s does not parse: %v", what, o.Stanza, err)
 		}
 		if err := wellFormed(o.Stanza); err != nil {
 			t.Fatalf("%s: encoding/xml refuses output %s: %v", what, o.Stanza, err)
 		}
-		if p.From == nil || p.To == nil {
+		from, to := p.From, p.To
+		if isIQ {
+			from, to = iq.From, iq.To
+		}
+		if from == nil || to == nil {
 			t.Fatalf("%s: output %s lacks from or to", what, o.Stanza)
 		}
-		for _, a := range []*stanza.Attr{p.From, p.To} {
+		for _, a := range []*stanza.Attr{from, to} {
 			v := a.AppendValue(nil)
 			j, err := stanza.ParseBytes(v)
 			if err != nil || j.String() != string(v) {
 				t.Fatalf("%s: output %s: %s=%q is not a normalised JID (%v)", what, o.Stanza, a.Local, v, err)
 			}
 		}
-		if to := p.To.AppendValue(nil); !bytes.Equal(to, o.To) {
+		if to := to.AppendValue(nil); !bytes.Equal(to, o.To) {
 			t.Fatalf("%s: output %s goes to %s but Output.To is %s", what, o.Stanza, to, o.To)
+		}
+		if isIQ {
+			want := map[core.Kind][]stanza.IQType{
+				core.IQReply:     {stanza.IQResult, stanza.IQError},
+				core.RoutedQuery: {stanza.IQGet},
+			}[o.Kind]
+			if !slices.Contains(want, iq.Type) || iq.ID == nil {
+				t.Fatalf("%s: output %s of kind %v has type %v", what, o.Stanza, o.Kind, iq.Type)
+			}
+			if iq.Type == stanza.IQGet {
+				if err := iq.CheckLastActivity(); err != nil {
+					t.Fatalf("%s: routed query %s: %v", what, o.Stanza, err)
+				}
+			}
+			continue
 		}
 		want := map[core.Kind][]stanza.Type{
 			core.Reply:       {stanza.Available, stanza.Unavailable, stanza.Unsubscribed},
 			core.RoutedProbe: {stanza.Probe},
 			core.ErrorReply:  {stanza.Error},
 		}[o.Kind]
-		ok := false
-		for _, ty := range want {
-			ok = ok || p.Type == ty
-		}
-		if !ok {
+		if !slices.Contains(want, p.Type) {
 			t.Fatalf("%s: output %s of kind %v has type %v", what, o.Stanza, o.Kind, p.Type)
 		}
 	}
@@ -475,8 +517,181 @@ func (r *fuzzRun) check(now clock.Time, l *scenario.Line) {
 			t.Fatalf("after %s: probe to %s lists %q, the model %q", l.Text, u, listed, modelAvail)
 		}
 	}
+	r.checkLastActivity(now, l, sessions)
 	if !bytes.Equal(before, r.m.AppendState(nil)) {
-		t.Fatalf("after %s: answering probes changed the state", l.Text)
+		t.Fatalf("after %s: answering probes and queries changed the state", l.Text)
+	}
+}
+
+// lastAnswer is what the checks read of a Last Activity answer.
+type lastAnswer struct {
+	raw     string
+	result  bool
+	seconds string
+	text    string
+	errType string
+	cond    string
+}
+
+// query sends a server Last Activity query and reads its one answer.
+func (r *fuzzRun) query(now clock.Time, from, to string) lastAnswer {
+	x := string(stanza.AppendAttr(stanza.AppendAttr([]byte("<iq type='get' id='la'"), "from", from), "to", to)) + "><query xmlns='jabber:iq:last'/></iq>"
+	out, err := r.m.Server(now, []byte(x))
+	if err != nil {
+		r.t.Fatalf("query %s: %v", x, err)
+	}
+	r.checkOutputs(x, out)
+	if len(out) != 1 || out[0].Kind != core.IQReply {
+		r.t.Fatalf("query %s: got %s, want one iq reply", x, outputsText(out))
+	}
+	return readAnswer(r.t, string(out[0].Stanza))
+}
+
+func readAnswer(t *testing.T, raw string) lastAnswer {
+	var v struct {
+		Type  string `xml:"type,attr"`
+		Query *struct {
+			Seconds string `xml:"seconds,attr"`
+			Text    string `xml:",chardata"`
+		} `xml:"jabber:iq:last query"`
+		Error *struct {
+			Type string `xml:"type,attr"`
+			Cond []struct {
+				XMLName xml.Name
+			} `xml:",any"`
+		} `xml:"error"`
+	}
+	if err := xml.Unmarshal([]byte(raw), &v); err != nil {
+		t.Fatalf("answer %s: %v", raw, err)
+	}
+	a := lastAnswer{raw: raw, result: v.Type == "result"}
+	switch {
+	case a.result && v.Query != nil && v.Error == nil:
+		a.seconds, a.text = v.Query.Seconds, v.Query.Text
+	case v.Type == "error" && v.Error != nil && len(v.Error.Cond) > 0 && v.Query == nil:
+		a.errType = v.Error.Type
+		for _, c := range v.Error.Cond {
+			a.cond += c.XMLName.Local + " "
+		}
+		a.cond = strings.TrimSpace(a.cond)
+	default:
+		t.Fatalf("answer %s is neither a Last Activity result nor an error", raw)
+	}
+	return a
+}
+
+// statusOf returns the character data of the first top-level <status/> of
+// a probe reply, as encoding/xml reads it.
+func statusOf(t *testing.T, raw string) string {
+	d := xml.NewDecoder(strings.NewReader(raw))
+	depth, in := 0, false
+	var text strings.Builder
+	for {
+		tok, err := d.Token()
+		if err == io.EOF {
+			return ""
+		}
+		if err != nil {
+			t.Fatalf("reply %s: %v", raw, err)
+		}
+		switch tok := tok.(type) {
+		case xml.StartElement:
+			depth++
+			ns := tok.Name.Space
+			if depth == 2 && tok.Name.Local == "status" && (ns == "" || ns == "jabber:client" || ns == "jabber:server") {
+				in = true
+			}
+		case xml.EndElement:
+			depth--
+			if in && depth == 1 {
+				return text.String()
+			}
+		case xml.CharData:
+			if in && depth == 2 {
+				text.Write(tok)
+			}
+		}
+	}
+}
+
+// seconds is the whole seconds from the stamp of a reply's delay to now.
+func seconds(t *testing.T, now clock.Time, raw string) string {
+	i := strings.LastIndex(raw, "stamp='")
+	if i < 0 {
+		t.Fatalf("reply %s has no stamp", raw)
+	}
+	stamp := raw[i+len("stamp='"):]
+	at, err := clock.Parse(stamp[:strings.IndexByte(stamp, '\'')])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strconv.FormatInt(max(0, int64(now-at))/1e9, 10)
+}
+
+// checkLastActivity checks the Last Activity invariants (see FuzzMachine).
+func (r *fuzzRun) checkLastActivity(now clock.Time, l *scenario.Line, sessions []string) {
+	t := r.t
+	for _, u := range sortedTrue(r.users, true) {
+		if a := r.query(now, stranger, u); a.errType != "auth" || a.cond != "forbidden" {
+			t.Fatalf("after %s: a stranger's query to %s got %s, want forbidden", l.Text, u, a.raw)
+		}
+		requesters := []string{u + "/" + selfRes}
+		for _, p := range sortedTrue(r.peers, true) {
+			requesters = append(requesters, p)
+			if !strings.Contains(p, "/") {
+				requesters = append(requesters, p+"/"+selfRes)
+			}
+		}
+		for _, from := range requesters {
+			probe := r.probe(now, from, u, "c")
+			a := r.query(now, from, u)
+			var want string
+			switch {
+			case len(probe) == 0:
+				want = "error cancel service-unavailable"
+			case probe[0].typ == stanza.Unsubscribed:
+				want = "error auth forbidden"
+			case r.hidden[u]:
+				want = "error cancel service-unavailable"
+			case probe[0].typ == stanza.Available:
+				want = "result 0 "
+			case probe[0].delay:
+				want = "result " + seconds(t, now, probe[0].raw) + " " + statusOf(t, probe[0].raw)
+			default:
+				want = "error cancel item-not-found"
+			}
+			got := "error " + a.errType + " " + a.cond
+			if a.result {
+				got = "result " + a.seconds + " " + a.text
+			}
+			if got != want {
+				t.Fatalf("after %s: query from %s to %s got %s (%q) but the probe got %v (%q wanted)", l.Text, from, u, a.raw, got, probe, want)
+			}
+		}
+	}
+	for _, d := range sortedTrue(r.hosts, true) {
+		probe := r.probe(now, stranger, d, "d")
+		a := r.query(now, stranger, d)
+		want := "error cancel service-unavailable"
+		if len(probe) == 1 && probe[0].typ == stanza.Available {
+			want = "result " + seconds(t, now, probe[0].raw) + " "
+		}
+		got := "error " + a.errType + " " + a.cond
+		if a.result {
+			got = "result " + a.seconds + " " + a.text
+		}
+		if got != want {
+			t.Fatalf("after %s: query to %s got %s but the probe got %v", l.Text, d, a.raw, probe)
+		}
+	}
+	// A session's query to itself is answered from its own shard of state
+	// and uses no token: the caller checks that the state did not change.
+	for _, s := range sessions {
+		out, err := r.m.Client(now, stanza.MustParse(s), []byte("<iq type='get' id='own'><query xmlns='jabber:iq:last'/></iq>"))
+		if err != nil || len(out) != 1 || out[0].Kind != core.IQReply || string(out[0].To) != s {
+			t.Fatalf("after %s: %s querying itself got %s, %v", l.Text, s, outputsText(out), err)
+		}
+		r.checkOutputs("own query", out)
 	}
 }
 

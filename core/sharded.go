@@ -74,6 +74,7 @@ func NewSharded(cfg Config, n int) (*Sharded, error) {
 type parsed struct {
 	p    stanza.Parser
 	pres stanza.Presence
+	iq   stanza.IQ
 	jids jidReader
 }
 
@@ -140,8 +141,12 @@ func (s *Sharded) ClientInto(o *Outputs, now clock.Time, session stanza.JID, raw
 	o.reset()
 	ps := s.parsers.Get().(*parsed)
 	defer s.parsers.Put(ps)
-	if err := ps.p.ParsePresence(raw, &ps.pres); err != nil {
+	isIQ, err := ps.p.ParseStanza(raw, &ps.pres, &ps.iq)
+	if err != nil {
 		return bad("client", err)
+	}
+	if isIQ {
+		return s.clientQuery(o, now, session, ps)
 	}
 	sh := s.shardOf(session.Bare().String())
 	sh.mu.Lock()
@@ -189,8 +194,12 @@ func (s *Sharded) ServerInto(o *Outputs, now clock.Time, raw []byte) error {
 	o.reset()
 	ps := s.parsers.Get().(*parsed)
 	defer s.parsers.Put(ps)
-	if err := ps.p.ParsePresence(raw, &ps.pres); err != nil {
+	isIQ, err := ps.p.ParseStanza(raw, &ps.pres, &ps.iq)
+	if err != nil {
 		return bad("server", err)
+	}
+	if isIQ {
+		return s.serverQuery(o, now, ps)
 	}
 	// Address checks read no state: they run before any lock, with the
 	// parser's own jidReader.
@@ -212,6 +221,50 @@ func (s *Sharded) ServerInto(o *Outputs, now clock.Time, raw []byte) error {
 	}
 	o.add(m.finish())
 	return nil
+}
+
+// clientQuery answers or routes a client's Last Activity query on the
+// queried JID's shard: a query reads the target's state and no session
+// state (it uses no probe token, RULES L3), so one lock is enough.
+func (s *Sharded) clientQuery(o *Outputs, now clock.Time, session stanza.JID, ps *parsed) error {
+	// Served domains are the same on every shard and never change.
+	if err := s.shards[0].m.checkSession("client", session); err != nil {
+		return err
+	}
+	q, err := ps.jids.clientQuery(session, &ps.iq)
+	if err != nil {
+		return err
+	}
+	return s.onTargetShard(o, "client", q.to, func(m *Machine) { m.clientQuery(now, &q) })
+}
+
+// onTargetShard checks a query's target and answers it with answer on the
+// target's shard, under its lock.
+func (s *Sharded) onTargetShard(o *Outputs, event string, to stanza.JID, answer func(m *Machine)) error {
+	sh := s.shardOf(to.Bare().String())
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	m := sh.m
+	m.reset()
+	if err := m.checkQueryTarget(event, to); err != nil {
+		return err
+	}
+	answer(m)
+	o.add(m.finish())
+	return nil
+}
+
+// serverQuery answers a Last Activity query from another server on the
+// queried JID's shard.
+func (s *Sharded) serverQuery(o *Outputs, now clock.Time, ps *parsed) error {
+	q, err := ps.jids.serverQuery(&ps.iq)
+	if err != nil {
+		return err
+	}
+	return s.onTargetShard(o, "server", q.to, func(m *Machine) {
+		m.idbuf = append(append(m.idbuf[:0], ' '), q.id...)
+		m.lastActivity(now, q.from, q.to, m.idbuf)
+	})
 }
 
 // Close is Machine.Close, safe for concurrent use.

@@ -46,8 +46,10 @@ func ParseType(v []byte) (Type, bool) {
 
 // Errors a presence view reports besides those of the XML parser.
 var (
-	// ErrNotPresence means the stanza's root is not <presence/> in the
-	// jabber:client or jabber:server namespace (or none).
+	// ErrNotPresence means the stanza is not one lastseen takes: its root
+	// is neither <presence/> nor <iq/> in the jabber:client or
+	// jabber:server namespace (or none), or it is an iq but not a XEP-0012
+	// Last Activity query (see IQ.CheckLastActivity).
 	ErrNotPresence = errors.New("not a presence stanza")
 	// ErrUnknownType means the presence type attribute is not one of RFC
 	// 6121's.
@@ -81,31 +83,18 @@ func (p *Parser) ParsePresence(raw []byte, out *Presence) error {
 	if err != nil {
 		return err
 	}
+	if !isRoot(el, "presence") {
+		*out = Presence{Element: el}
+		return notTaken(el)
+	}
+	return presenceView(el, out)
+}
+
+func presenceView(el *Element, out *Presence) error {
 	*out = Presence{Element: el}
-	if string(el.Local) != "presence" || !ContentNamespace(el.Space) {
-		return &SyntaxError{Offset: 1, Msg: "<" + string(el.Local) + "/> is not <presence/>: lastseen only takes presence stanzas", Err: ErrNotPresence}
-	}
-	for i := range el.Attrs {
-		a := &el.Attrs[i]
-		if a.Decl || a.Prefix != nil {
-			continue
-		}
-		switch string(a.Local) {
-		case "from":
-			out.From = a
-		case "to":
-			out.To = a
-		case "id":
-			out.ID = a
-		case "type":
-			out.typ = a
-		}
-	}
+	out.From, out.To, out.ID, out.typ = stanzaAttrs(el)
 	if out.typ != nil {
-		v := out.typ.Raw
-		if out.typ.HasRefs() {
-			v = out.typ.AppendValue(nil)
-		}
+		v := attrValue(out.typ)
 		t, ok := ParseType(v)
 		if !ok {
 			return &SyntaxError{Offset: out.typ.Start, Msg: "presence type " + strconv.Quote(string(v)) + " is not one of RFC 6121's (available presence has no type)", Err: ErrUnknownType}
@@ -171,13 +160,7 @@ func (p *Presence) AppendKept(dst []byte) ([]byte, int) {
 
 // AppendIDAttr appends ` id='…'` as written in the input (same quoting and
 // escaping), or nothing when the stanza has no id.
-func (p *Presence) AppendIDAttr(dst []byte) []byte {
-	if p.ID == nil {
-		return dst
-	}
-	dst = append(dst, ' ')
-	return append(dst, p.Raw[p.ID.Start:p.ID.End]...)
-}
+func (p *Presence) AppendIDAttr(dst []byte) []byte { return appendIDAttr(dst, p.Element, p.ID) }
 
 // AppendAttr appends ` name='value'`, escaping value for a single-quoted
 // attribute.

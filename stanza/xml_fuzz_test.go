@@ -129,7 +129,44 @@ func FuzzParse(f *testing.F) {
 		if diff := cmp.Diff(o.view, got); diff != "" {
 			t.Fatalf("view of %q differs (-encoding/xml +parser):\n%s", in, diff)
 		}
+		// The iq view and the Last Activity check against encoding/xml's
+		// reading of the same stanza.
+		var pr Presence
+		var iq IQ
+		isIQ, serr := p.ParseStanza(in, &pr, &iq)
+		if want := lastActivityOracle(o.view); isIQ && serr == nil && (iq.CheckLastActivity() == nil) != want {
+			t.Fatalf("CheckLastActivity(%q) = %v; encoding/xml's view says a Last Activity query: %v", in, iq.CheckLastActivity(), want)
+		} else if want && (!isIQ || serr != nil) {
+			t.Fatalf("ParseStanza(%q) = %v, %v; encoding/xml's view is a Last Activity query", in, isIQ, serr)
+		}
 	})
+}
+
+// lastActivityOracle judges from encoding/xml's view whether a stanza is a
+// Last Activity query: an iq in a content namespace, type get, an id, and
+// one child element <query xmlns='jabber:iq:last'/> with only white space
+// beside it.
+func lastActivityOracle(v view) bool {
+	if v.Root != "{}iq" && v.Root != "{"+NSClient+"}iq" && v.Root != "{"+NSServer+"}iq" {
+		return false
+	}
+	var get, id bool
+	for _, a := range v.Attrs {
+		get = get || a == "{}type=get"
+		id = id || strings.HasPrefix(a, "{}id=")
+	}
+	queries := 0
+	for _, k := range v.Kids {
+		switch {
+		case k == "<{"+NSLast+"}query>":
+			queries++
+		case strings.HasPrefix(k, "<{"):
+			return false
+		case strings.Trim(k, " \t\r\n") != "":
+			return false
+		}
+	}
+	return get && id && queries == 1
 }
 
 // fuzzLimits are small enough that the fuzzer reaches them.
@@ -537,6 +574,10 @@ func xmlFuzzSeeds(tb testing.TB) []string {
 		`<presence><!-- c --></presence>`, `<?xml version='1.0'?><presence/>`, `<!DOCTYPE p><presence/>`,
 		`<presence/><presence/>`, `<presence/>x`, "\ufeff<presence/>", `<:a/>`, `<a:/>`, `<a><b><c><d><e><f><g/></f></e></d></c></b></a>`,
 		`<a xmlns:x='u' xmlns:y='u' x:a='1' y:a='2'/>`, `<xmlns:a/>`, `<a xmlns='http://www.w3.org/XML/1998/namespace'/>`,
+		`<iq type='get' id='l1'><query xmlns='jabber:iq:last'/></iq>`, `<iq xmlns='jabber:server' type='get' id='l1' to='a@b'> <q:query xmlns:q='jabber:iq:last'/> </iq>`,
+		`<iq type='get' id='l1'><query xmlns='jabber:iq:version'/></iq>`, `<iq type='set' id='l1'><query xmlns='jabber:iq:last'/></iq>`,
+		`<iq type='get'><query xmlns='jabber:iq:last'/></iq>`, `<iq type='get' id='l1'><query xmlns='jabber:iq:last'/><query xmlns='jabber:iq:last'/></iq>`,
+		`<iq type='&#x67;et' id=''><query xmlns='jabber:iq:last' seconds='1'>x</query></iq>`, `<iq type='get' id='l1'>x<query xmlns='jabber:iq:last'/></iq>`,
 		`<presence>]]></presence>`, `<presence>&nbsp;</presence>`, `<presence>&#0;</presence>`, `<é/>`, `<a é='1'/>`,
 	}
 	dirs := []string{"../core/testdata/scenarios", "../core/testdata/conformance", "../../shared/conformance/cases"}

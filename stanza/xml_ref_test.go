@@ -72,6 +72,9 @@ type elemDesc struct {
 	Type                       Type
 	From, To, ID, Typ          int // index into Attrs, -1 when absent
 	PresenceErr, PresenceElNil string
+	IsIQ                       bool
+	IQType                     IQType
+	LastErr                    string // CheckLastActivity's verdict on an iq
 }
 
 func errDesc(err error) string {
@@ -127,6 +130,24 @@ func describePresence(raw []byte, pr *Presence, err error) elemDesc {
 	return d
 }
 
+// describeStanza describes what ParseStanza filled: the presence view, or
+// the iq view with its Last Activity verdict.
+func describeStanza(raw []byte, isIQ bool, pr *Presence, iq *IQ, err error, check func(*IQ) error) elemDesc {
+	if !isIQ {
+		d := describePresence(raw, pr, err)
+		return d
+	}
+	d := describe(raw, iq.Element, nil)
+	d.IsIQ = true
+	d.PresenceErr = errDesc(err)
+	d.IQType = iq.Type
+	d.From, d.To, d.ID, d.Typ = attrIndex(iq.Element, iq.From), attrIndex(iq.Element, iq.To), attrIndex(iq.Element, iq.ID), -1
+	if err == nil {
+		d.LastErr = errDesc(check(iq))
+	}
+	return d
+}
+
 // checkSameAsRef parses in with both parsers, fresh and warm, under the
 // given limits, and fails on any difference.
 func checkSameAsRef(t *testing.T, in []byte, limits ...Limits) {
@@ -150,6 +171,15 @@ func checkSameAsRef(t *testing.T, in []byte, limits ...Limits) {
 			got, want = describePresence(in, &pr, err), describePresence(in, &rpr, rerr)
 			if !reflect.DeepEqual(want, got) {
 				t.Fatalf("ParsePresence(%q) with %+v (warm %v) differs from the reference (-ref +fast):\n%s", in, lim, warm, cmp.Diff(want, got))
+			}
+			var iq, riq IQ
+			pr, rpr = Presence{}, Presence{}
+			isIQ, err := p.ParseStanza(in, &pr, &iq)
+			risIQ, rerr := r.ParseStanza(in, &rpr, &riq)
+			got = describeStanza(in, isIQ, &pr, &iq, err, (*IQ).CheckLastActivity)
+			want = describeStanza(in, risIQ, &rpr, &riq, rerr, refCheckLastActivity)
+			if !reflect.DeepEqual(want, got) {
+				t.Fatalf("ParseStanza(%q) with %+v (warm %v) differs from the reference (-ref +fast):\n%s", in, lim, warm, cmp.Diff(want, got))
 			}
 		}
 	}
@@ -197,6 +227,12 @@ func refEdgeCases() []string {
 		"<presence type='probe'/>", "<presence type='&#112;robe'/>", "<presence type='bogus'/>", "<presence type=''/>",
 		"<presence xmlns='jabber:server' from='a' from='b'/>", "<presence p:from='a' xmlns:p='u'/>", "<presence xmlns:from='u'/>",
 		"<message/>", "<c:presence xmlns:c='jabber:client'/>", "<presence xmlns='urn:x'/>",
+		"<iq type='get' id='1'><query xmlns='jabber:iq:last'/></iq>", "<iq type='get'><query xmlns='jabber:iq:last'/></iq>",
+		"<iq type='set' id='1'><query xmlns='jabber:iq:last'/></iq>", "<iq id='1'><query xmlns='jabber:iq:last'/></iq>",
+		"<iq type='&#103;et' id='1'> <query xmlns='jabber:iq:last'/> </iq>", "<iq type='get' id='1'><query xmlns='jabber:iq:last'/>x</iq>",
+		"<iq type='get' id='1'><query xmlns='jabber:iq:last'/><x/></iq>", "<iq type='get' id='1'><query xmlns='jabber:iq:version'/></iq>",
+		"<iq type='get' id='1'/>", "<iq type='bogus' id='1'/>", "<iq xmlns='urn:x' type='get' id='1'/>", "<c:iq xmlns:c='jabber:server' type='result' id=''/>",
+		"<iq type='get' id='1'><l:query xmlns:l='jabber:iq:last'><x/></l:query></iq>", "<iq type='get' id='1'><![CDATA[ ]]><query xmlns='jabber:iq:last'/></iq>",
 		"<p><![CDATA[ ]]></p>", "<p><![CDATA[x]]> </p>", "<p>&#x20;</p>", "<p><!x></p>", "<p><!DOCTYPE></p>", "<p>&#;</p>",
 	)
 	return cs

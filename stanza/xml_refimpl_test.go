@@ -797,24 +797,9 @@ func (p *refParser) ParsePresence(raw []byte, out *Presence) error {
 	}
 	*out = Presence{Element: el}
 	if string(el.Local) != "presence" || !ContentNamespace(el.Space) {
-		return &SyntaxError{Offset: 1, Msg: "<" + string(el.Local) + "/> is not <presence/>: lastseen only takes presence stanzas", Err: ErrNotPresence}
+		return refNotTaken(el)
 	}
-	for i := range el.Attrs {
-		a := &el.Attrs[i]
-		if a.Decl || a.Prefix != nil {
-			continue
-		}
-		switch string(a.Local) {
-		case "from":
-			out.From = a
-		case "to":
-			out.To = a
-		case "id":
-			out.ID = a
-		case "type":
-			out.typ = a
-		}
-	}
+	out.From, out.To, out.ID, out.typ = refAddressing(el)
 	if out.typ != nil {
 		v := out.typ.Raw
 		if bytes.IndexByte(out.typ.Raw, '&') >= 0 {
@@ -827,4 +812,97 @@ func (p *refParser) ParsePresence(raw []byte, out *Presence) error {
 		out.Type = t
 	}
 	return nil
+}
+
+func refNotTaken(el *Element) error {
+	return &SyntaxError{Offset: 1, Msg: "<" + string(el.Local) + "/> is neither <presence/> nor <iq/>: lastseen only takes presence stanzas and Last Activity queries", Err: ErrNotPresence}
+}
+
+// ParseStanza is the reference for Parser.ParseStanza: a presence goes
+// through the reference presence view, an iq through a plain reading of
+// RFC 6120 §8.2.3.
+func (p *refParser) ParseStanza(raw []byte, pres *Presence, iq *IQ) (bool, error) {
+	el, err := p.Parse(raw)
+	if err != nil {
+		return false, err
+	}
+	inContent := len(el.Space) == 0 || string(el.Space) == NSClient || string(el.Space) == NSServer
+	if string(el.Local) == "presence" && inContent {
+		return false, p.ParsePresence(raw, pres)
+	}
+	if string(el.Local) != "iq" || !inContent {
+		return false, refNotTaken(el)
+	}
+	*iq = IQ{Element: el}
+	var typ *Attr
+	iq.From, iq.To, iq.ID, typ = refAddressing(el)
+	if typ == nil {
+		return true, &SyntaxError{Offset: 1, Msg: "iq without a type (RFC 6120 §8.2.3 requires one)", Err: ErrNotPresence}
+	}
+	v := refAppendDecoded(nil, typ.Raw)
+	switch string(v) {
+	case "get":
+		iq.Type = IQGet
+	case "set":
+		iq.Type = IQSet
+	case "result":
+		iq.Type = IQResult
+	case "error":
+		iq.Type = IQError
+	default:
+		return true, &SyntaxError{Offset: typ.Start, Msg: "iq type " + strconv.Quote(string(v)) + " is not one of RFC 6120's", Err: ErrUnknownType}
+	}
+	return true, nil
+}
+
+// refCheckLastActivity is the reference for IQ.CheckLastActivity.
+func refCheckLastActivity(q *IQ) error {
+	if q.Type != IQGet {
+		return &SyntaxError{Offset: 1, Msg: "iq of type " + q.Type.String() + " is not a Last Activity query (only get is)", Err: ErrNotPresence}
+	}
+	if q.ID == nil {
+		return &SyntaxError{Offset: 1, Msg: "iq without an id (RFC 6120 §8.1.3 requires one)", Err: ErrNotPresence}
+	}
+	var elems []Node
+	for _, n := range q.Children {
+		if n.Text && !n.Blank {
+			return &SyntaxError{Offset: n.Start, Msg: "a Last Activity query has exactly one child element, <query xmlns='jabber:iq:last'/>, and no text", Err: ErrNotPresence}
+		}
+		if !n.Text {
+			elems = append(elems, n)
+			if len(elems) == 2 {
+				return &SyntaxError{Offset: n.Start, Msg: "a Last Activity query has exactly one child element, <query xmlns='jabber:iq:last'/>, and no text", Err: ErrNotPresence}
+			}
+		}
+	}
+	if len(elems) == 0 {
+		return &SyntaxError{Offset: q.ContentStart, Msg: "iq get without <query xmlns='jabber:iq:last'/>: lastseen answers only Last Activity queries", Err: ErrNotPresence}
+	}
+	if string(elems[0].Local) != "query" || string(elems[0].Space) != "jabber:iq:last" {
+		return &SyntaxError{Offset: elems[0].Start, Msg: "iq get without <query xmlns='jabber:iq:last'/>: lastseen answers only Last Activity queries", Err: ErrNotPresence}
+	}
+	return nil
+}
+
+// refAddressing finds the unprefixed from, to, id and type attributes of a
+// stanza element (a repeated attribute never gets this far: the parser
+// refuses it).
+func refAddressing(el *Element) (from, to, id, typ *Attr) {
+	for i := range el.Attrs {
+		a := &el.Attrs[i]
+		if a.Decl || a.Prefix != nil {
+			continue
+		}
+		switch string(a.Local) {
+		case "from":
+			from = a
+		case "to":
+			to = a
+		case "id":
+			id = a
+		case "type":
+			typ = a
+		}
+	}
+	return from, to, id, typ
 }

@@ -210,3 +210,22 @@ func TestParseDoesNotAllocateWhenWarm(t *testing.T) {
 		t.Errorf("ParsePresence allocates %v times per call when warm", allocs)
 	}
 }
+
+func TestLastActivityQueryDoesNotAllocateWhenWarm(t *testing.T) {
+	var p Parser
+	var pr Presence
+	var iq IQ
+	in := []byte(`<iq from='juliet@capulet.com/balcony' to='romeo@montague.com' type='get' id='l1'><query xmlns='jabber:iq:last'/></iq>`)
+	allocs := testing.AllocsPerRun(100, func() {
+		isIQ, err := p.ParseStanza(in, &pr, &iq)
+		if err != nil || !isIQ {
+			t.Fatal(isIQ, err)
+		}
+		if err := iq.CheckLastActivity(); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if allocs != 0 {
+		t.Errorf("ParseStanza and CheckLastActivity allocate %v times per call when warm", allocs)
+	}
+}

@@ -133,7 +133,22 @@ func TestSameAsCore(t *testing.T) {
 		{"probe hidden", func(m machine) ([]core.Output, error) {
 			return m.Server(at(4*time.Hour), []byte(`<presence from='juliet@capulet.com/chamber' to='romeo@montague.com' type='probe'/>`))
 		}},
+		{"query hidden", func(m machine) ([]core.Output, error) {
+			return m.Server(at(4*time.Hour), []byte(`<iq from='juliet@capulet.com/chamber' to='romeo@montague.com' type='get' id='q1'><query xmlns='jabber:iq:last'/></iq>`))
+		}},
 		{"unhide", fact(func(m machine) error { return m.SetHidden(romeoB, false) })},
+		{"query shown", func(m machine) ([]core.Output, error) {
+			return m.Server(at(4*time.Hour+1500*time.Millisecond), []byte(`<iq from='juliet@capulet.com/chamber' to='romeo@montague.com' type='get' id='q2'><query xmlns='jabber:iq:last'/></iq>`))
+		}},
+		{"client query routed", func(m machine) ([]core.Output, error) {
+			return m.Client(at(4*time.Hour), romeo, []byte(`<iq to='juliet@capulet.com' type='get' id='q3'><query xmlns='jabber:iq:last'/></iq>`))
+		}},
+		{"query to a full JID", func(m machine) ([]core.Output, error) {
+			return m.Server(at(4*time.Hour), []byte(`<iq from='juliet@capulet.com/chamber' to='romeo@montague.com/balcony' type='get' id='q4'><query xmlns='jabber:iq:last'/></iq>`))
+		}},
+		{"iq set", func(m machine) ([]core.Output, error) {
+			return m.Server(at(4*time.Hour), []byte(`<iq from='juliet@capulet.com/chamber' to='romeo@montague.com' type='set' id='q5'><query xmlns='jabber:iq:last'/></iq>`))
+		}},
 		{"probe shown", func(m machine) ([]core.Output, error) {
 			return m.Server(at(4*time.Hour), []byte(`<presence from='juliet@capulet.com/chamber' to='romeo@montague.com' type='probe'/>`))
 		}},
@@ -245,7 +260,7 @@ func TestSameAsCore(t *testing.T) {
 			t.Errorf("%s: ProbeLimit: core %v, wasm %v", s.name, native.ProbeLimit(), wasm.ProbeLimit())
 		}
 	}
-	if refused < 17 {
+	if refused < 19 {
 		t.Errorf("only %d steps were refused", refused)
 	}
 	if !wasm.Serves("montague.com") || wasm.Serves("capulet.com") {

@@ -12,12 +12,18 @@ export type Duration = bigint | number;
 export type Text = string | Uint8Array;
 export type Subscription = 'none' | 'to' | 'from' | 'both';
 
-export const Kind: Readonly<{ REPLY: 'reply'; PROBE: 'probe'; ERROR: 'error' }>;
-export type OutputKind = 'reply' | 'probe' | 'error';
+export const Kind: Readonly<{ REPLY: 'reply'; PROBE: 'probe'; ERROR: 'error'; IQ_REPLY: 'iq-reply'; QUERY: 'query' }>;
+export type OutputKind = 'reply' | 'probe' | 'error' | 'iq-reply' | 'query';
 
 /** A stanza to send. */
 export interface Output {
-  /** reply: a probe answer; probe: a client probe to route onwards; error: a presence error for the prober. */
+  /**
+   * Where it goes is always `to`; the kind says what it is. reply: a probe
+   * answer; probe: a client probe to route onwards; error: a presence error
+   * for the probing session; iq-reply: a Last Activity (XEP-0012) result or
+   * error; query: a client's Last Activity query to route onwards.
+   * reply, probe and error are presence stanzas, iq-reply and query iq.
+   */
   kind: OutputKind;
   /** The normalised JID to deliver it to. */
   to: string;
@@ -96,7 +102,9 @@ export type BatchResult = { outputs: Output[] } | { state: Uint8Array } | { erro
 /** One lastseen machine in its own WebAssembly instance. Methods throw LastseenError. */
 export class Machine {
   constructor(options: MachineOptions);
+  /** A presence stanza or a Last Activity query (iq get, jabber:iq:last) from a local session. */
   client(now: Time, session: Text, stanza: Text): Output[];
+  /** A presence stanza or a Last Activity query from another server or a local component. */
   server(now: Time, stanza: Text): Output[];
   close(now: Time, session: Text): Output[];
   /** A served domain or hosted component came online: its presence for each subscriber (RULES S3), kind 'reply'. */

@@ -39,9 +39,14 @@ const CODES = {
   32: 'NO_MACHINE', 33: 'PANIC', 34: 'OTHER',
 };
 
-/** Output kinds (ABI.md §6). */
-export const Kind = Object.freeze({ REPLY: 'reply', PROBE: 'probe', ERROR: 'error' });
-const KINDS = { 1: Kind.REPLY, 2: Kind.PROBE, 3: Kind.ERROR };
+/**
+ * Output kinds (ABI.md §6). Send every output to its `to`: reply, error and
+ * iq-reply are answers to deliver (a presence, a presence error, an iq result
+ * or error); probe and query are a session's probe or Last Activity query to
+ * route onwards like any outbound stanza.
+ */
+export const Kind = Object.freeze({ REPLY: 'reply', PROBE: 'probe', ERROR: 'error', IQ_REPLY: 'iq-reply', QUERY: 'query' });
+const KINDS = { 1: Kind.REPLY, 2: Kind.PROBE, 3: Kind.ERROR, 4: Kind.IQ_REPLY, 5: Kind.QUERY };
 
 const SUBSCRIPTIONS = { none: 0, to: 1, from: 2, both: 3 };
 

@@ -20,6 +20,8 @@ func TestDemoShowsTheListings(t *testing.T) {
        <presence from='montague.com' to='capulet.com'><delay xmlns='urn:xmpp:delay' from='montague.com' stamp='2012-09-10T20:00:00Z'/></presence>`,
 		// Listing 2: the last unavailable presence, stamped.
 		`<presence from='romeo@montague.com' to='juliet@capulet.com/balcony' type='unavailable' id='probe1'><status>Going offline. Out of battery.</status><delay xmlns='urn:xmpp:delay' from='romeo@montague.com/balcony' stamp='2012-09-10T23:41:07Z'/></presence>`,
+		// The Last Activity query beside the probe, answered from the same state.
+		`<iq from='romeo@montague.com' to='juliet@capulet.com/balcony' type='result' id='last1'><query xmlns='jabber:iq:last' seconds='34433'>Going offline. Out of battery.</query></iq>`,
 		// Listing 4: the server's uptime.
 		`<presence from='montague.com' to='juliet@capulet.com/balcony' id='probe2'><delay xmlns='urn:xmpp:delay' from='montague.com' stamp='2012-09-10T20:00:00Z'/></presence>`,
 		// A client probe routed with the session's full JID.

@@ -230,7 +230,7 @@ type nodeEngine struct {
 	last []core.Output
 }
 
-var nodeKinds = map[string]core.Kind{"reply": core.Reply, "probe": core.RoutedProbe, "error": core.ErrorReply}
+var nodeKinds = map[string]core.Kind{"reply": core.Reply, "probe": core.RoutedProbe, "error": core.ErrorReply, "iq-reply": core.IQReply, "query": core.RoutedQuery}
 
 func (n *nodeEngine) input(req nodeRequest) ([][]byte, error) {
 	req.ID = n.id

@@ -20,8 +20,8 @@
 //	block OWNER JID             OWNER blocks JID (XEP-0191)
 //	hide OWNER                  OWNER opts out of last-seen
 //	limit N DURATION            client probes: N per session, refilled at N per DURATION
-//	client FULLJID XML          a stanza from a local, authenticated session
-//	server XML                  a stanza from another server or a local component
+//	client FULLJID XML          a stanza from a local, authenticated session (presence, or a XEP-0012 query)
+//	server XML                  a stanza from another server or a local component (the same)
 //	close FULLJID               a session ended without unavailable presence
 //	up JID                      a hosted domain or component came online
 //	down JID                    a hosted component went offline

@@ -389,6 +389,14 @@ func TestEqual(t *testing.T) {
 		{"extension child", `<presence><delay xmlns='urn:xmpp:delay'/></presence>`, `<presence><delay/></presence>`, false},
 		{"inside extension not content", `<presence><x xmlns='urn:x'><y xmlns='jabber:client'/></x></presence>`, `<presence><x xmlns='urn:x'><y xmlns=''/></x></presence>`, false},
 
+		{"iq like presence: server vs none", `<iq type='result' id='l1'><query xmlns='jabber:iq:last' seconds='5'/></iq>`, `<iq xmlns='jabber:server' type='result' id='l1'><query xmlns='jabber:iq:last' seconds='5'/></iq>`, true},
+		{"iq id ignored", `<iq type='result'><query xmlns='jabber:iq:last' seconds='5'/></iq>`, `<iq type='result' id='l1'><query xmlns='jabber:iq:last' seconds='5'/></iq>`, true},
+		{"iq id differs", `<iq type='result' id='l1'/>`, `<iq type='result' id='l2'/>`, false},
+		{"iq seconds differ", `<iq type='result'><query xmlns='jabber:iq:last' seconds='5'/></iq>`, `<iq type='result'><query xmlns='jabber:iq:last' seconds='6'/></iq>`, false},
+		{"iq query text", `<iq type='result'><query xmlns='jabber:iq:last' seconds='5'>a &amp; b</query></iq>`, `<iq type='result'><query xmlns='jabber:iq:last' seconds='5'><![CDATA[a & b]]></query></iq>`, true},
+		{"iq is not presence", `<iq type='result'/>`, `<presence type='result'/>`, false},
+		{"iq error condition", `<iq type='error'><error type='auth'><forbidden xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>`, `<iq type='error'><error type='cancel'><forbidden xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>`, false},
+
 		{"id ignored", `<presence to='a'/>`, `<presence to='a' id='p1'/>`, true},
 		{"id matches", `<presence id='p1'/>`, `<presence id='p1'/>`, true},
 		{"id differs", `<presence id='p1'/>`, `<presence id='p2'/>`, false},

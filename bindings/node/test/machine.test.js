@@ -233,3 +233,20 @@ test('each output of a batch has its own exact bytes', () => {
   outs[0].bytes.fill(0); // a caller may scribble on its own view
   assert.deepEqual(outs[1].bytes.slice(), enc.encode(outs[1].stanza));
 });
+
+test('answers and routes Last Activity queries (XEP-0012) with the iq kinds', () => {
+  const m = romeoOnline();
+  m.client(sec(10), 'romeo@montague.com/balcony', "<presence type='unavailable'><status>Fish &amp; chips</status></presence>");
+  const query = (attrs) => `<iq ${attrs} type='get' id='l1'><query xmlns='jabber:iq:last'/></iq>`;
+  const [res] = m.server(sec(75) + 500000000n, query("from='juliet@capulet.com/chamber' to='romeo@montague.com'"));
+  assert.equal(res.kind, Kind.IQ_REPLY);
+  assert.equal(res.to, 'juliet@capulet.com/chamber');
+  assert.equal(res.stanza, "<iq from='romeo@montague.com' to='juliet@capulet.com/chamber' type='result' id='l1'>" +
+    "<query xmlns='jabber:iq:last' seconds='65'>Fish &amp; chips</query></iq>");
+  const [routed] = m.client(sec(80), 'romeo@montague.com/balcony', query("to='juliet@capulet.com'"));
+  assert.equal(routed.kind, Kind.QUERY);
+  assert.equal(routed.stanza, "<iq from='romeo@montague.com/balcony' to='juliet@capulet.com' type='get' id='l1'><query xmlns='jabber:iq:last'/></iq>");
+  assert.throws(() => m.server(sec(80), query("from='juliet@capulet.com/chamber' to='romeo@montague.com/balcony'")),
+    (e) => e instanceof LastseenError && e.code === 'NOT_LOCAL' && e.badInput);
+  assert.equal(ABI_VERSION, 2);
+});
