@@ -415,6 +415,24 @@ func TestEqual(t *testing.T) {
 		{"attribute namespace differs", `<x xmlns='u' xmlns:p='v' p:a='1'/>`, `<x xmlns='u' a='1'/>`, false},
 		{"xml:lang", `<presence xml:lang='en'/>`, `<presence xmlns:xml='http://www.w3.org/XML/1998/namespace' xml:lang='en'/>`, true},
 		{"xml:lang vs lang", `<presence xml:lang='en'/>`, `<presence lang='en'/>`, false},
+
+		// XML 1.0 §3.3.3: literal white space in an attribute value is a
+		// space; a character reference keeps the character it names.
+		{"attribute tab", "<presence id='a\tb'/>", `<presence id='a b'/>`, true},
+		{"attribute newline", "<presence id='a\nb'/>", `<presence id='a b'/>`, true},
+		{"attribute CR LF", "<presence id='a\r\nb'/>", `<presence id='a b'/>`, true},
+		{"attribute CR", "<presence id=\"a\rb\"/>", `<presence id='a b'/>`, true},
+		{"attribute tab in child", "<presence><x xmlns='urn:x' a='\t'/></presence>", `<presence><x xmlns='urn:x' a=' '/></presence>`, true},
+		{"attribute tab reference", `<presence id='a&#9;b'/>`, `<presence id='a b'/>`, false},
+		{"attribute tab reference kept", `<presence id='a&#9;b'/>`, "<presence id='a&#x9;b'/>", true},
+		{"attribute two spaces", "<presence id='a\t\tb'/>", `<presence id='a b'/>`, false},
+		{"text tab not normalised", "<presence><status>a\tb</status></presence>", `<presence><status>a b</status></presence>`, false},
+		{"tab outside values", "<presence\tid='a'\n/>", `<presence id='a'/>`, true},
+		{"quote in text", "<presence><status>it's\t</status></presence>", "<presence><status>it's\t</status></presence>", true},
+		{"empty CDATA", `<presence><status><![CDATA[]]></status></presence>`, `<presence><status/></presence>`, true},
+		{"empty CDATA twice", `<presence><status><![CDATA[]]><![CDATA[]]></status></presence>`, `<presence><status/></presence>`, true},
+		{"empty CDATA in text", `<presence><status>a<![CDATA[]]>b</status></presence>`, `<presence><status>ab</status></presence>`, true},
+		{"CDATA space not empty", `<presence><status><![CDATA[ ]]></status></presence>`, `<presence><status/></presence>`, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
