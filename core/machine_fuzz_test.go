@@ -116,7 +116,7 @@ func runFuzzScript(t *testing.T, script *scenario.Script) {
 		case "at":
 			now = l.Time
 		case "roster", "block", "hide", "limit":
-			r.fact(l)
+			r.fact(now, l)
 		case "client", "server", "close", "up", "down":
 			r.input(now, l)
 			r.check(now, l)
@@ -128,7 +128,7 @@ func runFuzzScript(t *testing.T, script *scenario.Script) {
 // fact applies a roster, block, hide or limit line to every machine. The
 // scenario format checks JIDs loosely; a line naming one that RFC 7622
 // refuses is skipped, as the host would never get that far.
-func (r *fuzzRun) fact(l *scenario.Line) {
+func (r *fuzzRun) fact(now clock.Time, l *scenario.Line) {
 	var j [2]stanza.JID
 	for i := 0; i < 2 && i < len(l.Args) && l.Directive != "limit"; i++ {
 		var err error
@@ -140,7 +140,7 @@ func (r *fuzzRun) fact(l *scenario.Line) {
 		SetRoster(owner, contact stanza.JID, sub core.Subscription) error
 		SetBlock(owner, jid stanza.JID, blocked bool) error
 		SetHidden(owner stanza.JID, hidden bool) error
-		SetProbeLimit(l core.RateLimit) error
+		SetProbeLimit(now clock.Time, l core.RateLimit) error
 	}{r.m, r.plain, r.sh} {
 		switch l.Directive {
 		case "roster":
@@ -152,7 +152,7 @@ func (r *fuzzRun) fact(l *scenario.Line) {
 			m.SetHidden(j[0], true)
 			r.hidden[j[0].Bare().String()] = true
 		case "limit":
-			m.SetProbeLimit(core.RateLimit{Burst: l.N, Per: l.Per})
+			m.SetProbeLimit(now, core.RateLimit{Burst: l.N, Per: l.Per})
 		}
 	}
 }

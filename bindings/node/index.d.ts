@@ -2,7 +2,7 @@
 // WebAssembly module (see wasm/ABI.md in the repository).
 
 /** The ABI version this binding speaks. */
-export const ABI_VERSION: 1;
+export const ABI_VERSION: 2;
 
 /** A time: ns since the Unix epoch (bigint), ms since the epoch (number, as Date.now()) or a Date. */
 export type Time = bigint | number | Date;
@@ -80,7 +80,7 @@ export type Event =
   | { type: 'roster'; owner: Text; contact: Text; sub: Subscription }
   | { type: 'block'; owner: Text; jid: Text; blocked?: boolean }
   | { type: 'hide'; owner: Text; hidden?: boolean }
-  | { type: 'limit'; burst: number; per: Duration }
+  | { type: 'limit'; now: Time; burst: number; per: Duration }
   | { type: 'state' }
   | { type: 'snapshot' }
   | { type: 'restore'; snapshot: Uint8Array }
@@ -99,7 +99,7 @@ export class Machine {
   setRoster(owner: Text, contact: Text, sub: Subscription): void;
   setBlock(owner: Text, jid: Text, blocked?: boolean): void;
   setHidden(owner: Text, hidden?: boolean): void;
-  setProbeLimit(limit: { burst: number; per: Duration }): void;
+  setProbeLimit(now: Time, limit: { burst: number; per: Duration }): void;
   /** The deterministic encoding of everything the machine tracks. */
   state(): Uint8Array;
   /**

@@ -1,7 +1,7 @@
 // lastseen for Node.js: the lastseen presence machine (XEP-0318 last-seen
 // presence probes) as a WebAssembly module, run with node:wasi.
 //
-// This file implements the host side of wasm/ABI.md (version 1) and nothing
+// This file implements the host side of wasm/ABI.md (version 2) and nothing
 // else: every byte it writes and reads is described there.
 
 import { existsSync, readFileSync } from 'node:fs';
@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { WASI } from 'node:wasi';
 
 /** The ABI version this binding speaks (ABI.md §9). */
-export const ABI_VERSION = 1;
+export const ABI_VERSION = 2;
 
 // ABI.md §5: op codes.
 const OP = {
@@ -150,7 +150,7 @@ function encodeEvent(w, ev) {
     }
     case 'block': w.str(ev.owner); w.str(ev.jid); w.u8(ev.blocked === false ? 0 : 1); break;
     case 'hide': w.str(ev.owner); w.u8(ev.hidden === false ? 0 : 1); break;
-    case 'limit': w.i64(BigInt(ev.burst)); w.i64(duration(ev.per)); break;
+    case 'limit': w.i64(nanos(ev.now)); w.i64(BigInt(ev.burst)); w.i64(duration(ev.per)); break;
     case 'state': case 'snapshot': case 'restarted': break;
     case 'restore': w.str(ev.snapshot); break;
   }
@@ -353,8 +353,11 @@ export class Machine {
   setBlock(owner, jid, blocked = true) { this.#one({ type: 'block', owner, jid, blocked }); }
   /** owner opts out of (or, with hidden false, back into) last-seen. */
   setHidden(owner, hidden = true) { this.#one({ type: 'hide', owner, hidden }); }
-  /** Client probes: burst per session, refilled at burst per `per` (ms, or ns as a bigint). */
-  setProbeLimit({ burst, per }) { this.#one({ type: 'limit', burst, per }); }
+  /**
+   * Client probes from `now` on: burst per session, refilled at burst per
+   * `per` (ms, or ns as a bigint). Buckets refill at the old rate up to now.
+   */
+  setProbeLimit(now, { burst, per }) { this.#one({ type: 'limit', now, burst, per }); }
   /** The deterministic encoding of everything the machine tracks. */
   state() { return this.#one({ type: 'state' }).data; }
   /**

@@ -48,8 +48,8 @@ func (e *fakeEngine) Roster(owner, contact, sub string) error {
 }
 func (e *fakeEngine) Block(owner, jid string) error { return e.fact("block " + owner + " " + jid) }
 func (e *fakeEngine) Hide(owner string) error       { return e.fact("hide " + owner) }
-func (e *fakeEngine) Limit(n int, per time.Duration) error {
-	return e.fact(fmt.Sprintf("limit %d %s", n, per))
+func (e *fakeEngine) Limit(now clock.Time, n int, per time.Duration) error {
+	return e.fact(fmt.Sprintf("%s limit %d %s", now, n, per))
 }
 
 func (e *fakeEngine) input(now clock.Time, kind, arg, key string) ([][]byte, error) {
@@ -168,7 +168,7 @@ down c.example
 		"roster r@a.example j@c.example both",
 		"block r@a.example x@y.example/z",
 		"hide r@a.example",
-		"limit 2 1m0s",
+		"2012-09-10T23:00:00Z limit 2 1m0s", // the scenario clock at the limit line
 	}
 	if d := cmp.Diff(wantFacts, e.facts); d != "" {
 		t.Errorf("facts (-want +got):\n%s", d)
