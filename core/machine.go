@@ -772,7 +772,9 @@ func (m *Machine) upDown(event string, now clock.Time, jid stanza.JID, up bool) 
 		}
 		h = &host{}
 		m.hosted[strings.Clone(d)] = h
-	} else if h.up && up {
+	} else if h.up == up {
+		// A repeated up or down keeps the first time: the stamp says since
+		// when the JID has been up, or down (CHOICES 14).
 		return nil, nil
 	}
 	h.up, h.since = up, now

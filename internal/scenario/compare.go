@@ -6,6 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"reflect"
+	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/google/go-cmp/cmp"
@@ -97,10 +100,48 @@ func equalNodes(want, got *node) (bool, string) {
 			got = &c
 		}
 	}
-	if d := cmp.Diff(want, got); d != "" {
-		return false, d
+	if reflect.DeepEqual(want, got) {
+		return true, ""
 	}
-	return true, ""
+	// cmp.Diff explains nested slices well but takes time exponential in
+	// the depth at which deep trees differ; past a few levels the trees
+	// are compared as indented lines instead, which stays linear.
+	if want.depth() <= diffDepth && got.depth() <= diffDepth {
+		return false, cmp.Diff(want, got)
+	}
+	return false, cmp.Diff(want.lines(nil, ""), got.lines(nil, ""))
+}
+
+// diffDepth is the deepest tree whose difference cmp.Diff explains.
+const diffDepth = 8
+
+func (n *node) depth() int {
+	d := 0
+	for i := range n.Children {
+		d = max(d, n.Children[i].depth())
+	}
+	return d + 1
+}
+
+// lines renders n one element, attribute or text per line, indented by
+// depth, for a line diff.
+func (n *node) lines(dst []string, indent string) []string {
+	if n.Name == "" {
+		return append(dst, indent+"text "+strconv.Quote(n.Text))
+	}
+	dst = append(dst, indent+"<"+n.Name+">")
+	keys := make([]string, 0, len(n.Attr))
+	for k := range n.Attr {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		dst = append(dst, indent+"  @"+k+"="+strconv.Quote(n.Attr[k]))
+	}
+	for i := range n.Children {
+		dst = n.Children[i].lines(dst, indent+"  ")
+	}
+	return dst
 }
 
 // errNotStanza is wrapped by every error normalize returns.

@@ -602,3 +602,29 @@ func TestInputs(t *testing.T) {
 		t.Errorf("Inputs = %q, want %q", got, want)
 	}
 }
+
+// TestEqualDeepTreesDiffer checks that explaining a difference deep in a
+// tree stays fast: cmp.Diff of nested slices takes time exponential in the
+// depth, and a 33-deep stanza (one past the parser's limit) once hung the
+// runner.
+func TestEqualDeepTreesDiffer(t *testing.T) {
+	deep := func(depth int, leaf string) string {
+		return "<presence>" + strings.Repeat("<a>", depth-2) + leaf + strings.Repeat("</a>", depth-2) + "</presence>"
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		ok, diff := Equal([]byte(deep(40, "<b/>")), []byte(deep(40, "<c/>")))
+		if ok || !strings.Contains(diff, "b") || !strings.Contains(diff, "c") {
+			t.Errorf("Equal of trees differing at depth 40 = %v, %q; want false and a diff naming both", ok, diff)
+		}
+		if ok, diff := Equal([]byte(deep(40, "<b/>")), []byte(deep(40, "<b/>"))); !ok {
+			t.Errorf("equal deep trees differ: %s", diff)
+		}
+	}()
+	select {
+	case <-done:
+	case <-time.After(20 * time.Second):
+		t.Fatal("Equal of two 40-deep trees took more than 20 s")
+	}
+}
