@@ -109,6 +109,11 @@ func runFuzzScript(t *testing.T, script *scenario.Script) {
 	}
 	r := &fuzzRun{t: t, m: m, plain: plain, sh: sh, avail: map[string]bool{}, users: map[string]bool{}, hidden: map[string]bool{}}
 	r.out.Limits.MaxBytes = 1 << 20
+	// A reply adds from, to and type to the kept root attributes, and
+	// CHOICES 9 moves a prefixed root's foreign default declaration onto
+	// each kept child: an input at the attribute limit gives a reply up to
+	// 3 over it on the root, 1 on a child (CHOICES 31).
+	r.out.Limits.MaxAttrs = stanza.DefaultMaxAttrs + 3
 	now := clock.Epoch2000
 	for i := range script.Lines {
 		l := &script.Lines[i]
