@@ -20,9 +20,9 @@ import (
 type Impl interface {
 	// Roster lets contact (bare) see owner's presence (subscription both).
 	Roster(owner, contact string) error
-	// Limit sets the client-probe rate limit: burst probes, refilled at
-	// burst per per.
-	Limit(burst int, per time.Duration) error
+	// Limit sets the client-probe rate limit at now: burst probes,
+	// refilled at burst per per.
+	Limit(now clock.Time, burst int, per time.Duration) error
 	// Up records that a served domain came online.
 	Up(now clock.Time, domain string) error
 	// Session opens a session for a full JID and returns its handle.
@@ -79,7 +79,7 @@ func contenders() []Contender {
 // wazero engine (whose API is core's) share, as far as the bench uses it.
 type goMachine interface {
 	SetRoster(owner, contact stanza.JID, sub core.Subscription) error
-	SetProbeLimit(l core.RateLimit) error
+	SetProbeLimit(now clock.Time, l core.RateLimit) error
 	Up(now clock.Time, jid stanza.JID) ([]core.Output, error)
 	Client(now clock.Time, session stanza.JID, raw []byte) ([]core.Output, error)
 	Server(now clock.Time, raw []byte) ([]core.Output, error)
@@ -141,8 +141,8 @@ func (n *goHost) Roster(owner, contact string) error {
 	return n.m.SetRoster(o, c, core.SubBoth)
 }
 
-func (n *goHost) Limit(burst int, per time.Duration) error {
-	return n.m.SetProbeLimit(core.RateLimit{Burst: burst, Per: per})
+func (n *goHost) Limit(now clock.Time, burst int, per time.Duration) error {
+	return n.m.SetProbeLimit(now, core.RateLimit{Burst: burst, Per: per})
 }
 
 func (n *goHost) Up(now clock.Time, domain string) error {

@@ -57,8 +57,8 @@ func (r *recorder) Roster(owner, contact string) error {
 	return nil
 }
 
-func (r *recorder) Limit(burst int, per time.Duration) error {
-	r.steps = append(r.steps, setupStep{Op: "limit", N: burst, PerNs: strconv.FormatInt(int64(per), 10)})
+func (r *recorder) Limit(now clock.Time, burst int, per time.Duration) error {
+	r.steps = append(r.steps, setupStep{Op: "limit", Now: ns(now), N: burst, PerNs: strconv.FormatInt(int64(per), 10)})
 	return nil
 }
 

@@ -17,7 +17,7 @@ function setup(w) {
   for (const s of w.setup) {
     switch (s.op) {
       case 'roster': m.setRoster(s.a, s.b, 'both'); break;
-      case 'limit': m.setProbeLimit({ burst: s.n, per: BigInt(s.per_ns) }); break;
+      case 'limit': m.setProbeLimit(BigInt(s.now), { burst: s.n, per: BigInt(s.per_ns) }); break;
       case 'up': m.up(BigInt(s.now), s.a); break;
       case 'session': sessions.push(s.a); break;
       case 'client': m.client(BigInt(s.now), sessions[s.session ?? 0], s.a); break;

@@ -87,7 +87,7 @@ func (p *peerBase) Roster(owner, contact string) error {
 	return nil
 }
 
-func (p *peerBase) Limit(burst int, per time.Duration) error {
+func (p *peerBase) Limit(_ clock.Time, burst int, per time.Duration) error {
 	p.burst, p.per = float64(burst), per
 	return nil
 }

@@ -76,7 +76,7 @@ func roster(im Impl) error {
 	}
 	// A generous probe limit so that a batch of client probes at one
 	// instant is never refused; the bucket is still checked and refilled.
-	return im.Limit(1_000_000, time.Second)
+	return im.Limit(t0, 1_000_000, time.Second)
 }
 
 // clientAt sends raw from full at now, expecting no output.

@@ -916,7 +916,9 @@ func (m *Machine) setHost(now clock.Time, d string, up bool) {
 	if h == nil {
 		h = &host{}
 		m.hosted[strings.Clone(d)] = h
-	} else if h.up && up {
+	} else if h.up == up {
+		// A repeated up or down keeps the first time: the stamp says since
+		// when the JID has been up, or down (CHOICES 14).
 		return
 	}
 	h.up, h.since = up, now
@@ -989,14 +991,20 @@ func (m *Machine) SetHidden(owner stanza.JID, hidden bool) error {
 	return nil
 }
 
-// SetProbeLimit changes the client-probe rate limit for every session from
-// now on; existing buckets keep the share of a token they hold, capped at
-// the new capacity.
-func (m *Machine) SetProbeLimit(l RateLimit) error {
+// SetProbeLimit changes the client-probe rate limit for every session at
+// time now (CHOICES 20): each existing bucket is first refilled at the old
+// rate up to now, so the old limit governs the time before the change, then
+// keeps the tokens it holds, capped at the new capacity. From now on it
+// refills at the new rate. A now earlier than a bucket's last probe counts
+// as no time passed, as everywhere else.
+func (m *Machine) SetProbeLimit(now clock.Time, l RateLimit) error {
 	if err := l.check(); err != nil {
 		return bad("limit", err)
 	}
+	// A limit change is rare, so settling every live bucket here, O(live
+	// sessions), keeps the per-probe path free of any epoch bookkeeping.
 	for _, b := range m.buckets {
+		m.limit.refill(b, now)
 		b.level = m.limit.rescale(b.level, l)
 	}
 	m.limit = l

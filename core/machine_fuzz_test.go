@@ -135,6 +135,11 @@ func runFuzzScript(t *testing.T, script *scenario.Script) {
 		}
 	}
 	r.out.Limits.MaxBytes = 1 << 20
+	// A reply adds from, to and type to the kept root attributes, and
+	// CHOICES 9 moves a prefixed root's foreign default declaration onto
+	// each kept child: an input at the attribute limit gives a reply up to
+	// 3 over it on the root, 1 on a child (CHOICES 39).
+	r.out.Limits.MaxAttrs = stanza.DefaultMaxAttrs + 3
 	now := clock.Epoch2000
 	for i := range script.Lines {
 		l := &script.Lines[i]
@@ -142,7 +147,7 @@ func runFuzzScript(t *testing.T, script *scenario.Script) {
 		case "at":
 			now = l.Time
 		case "roster", "block", "hide", "limit":
-			r.fact(l)
+			r.fact(now, l)
 		case "client", "server", "close", "up", "down":
 			r.input(now, l)
 			r.check(now, l)
@@ -154,7 +159,7 @@ func runFuzzScript(t *testing.T, script *scenario.Script) {
 // fact applies a roster, block, hide or limit line to every machine. The
 // scenario format checks JIDs loosely; a line naming one that RFC 7622
 // refuses is skipped, as the host would never get that far.
-func (r *fuzzRun) fact(l *scenario.Line) {
+func (r *fuzzRun) fact(now clock.Time, l *scenario.Line) {
 	var j [2]stanza.JID
 	for i := 0; i < 2 && i < len(l.Args) && l.Directive != "limit"; i++ {
 		var err error
@@ -173,7 +178,7 @@ func (r *fuzzRun) fact(l *scenario.Line) {
 		SetRoster(owner, contact stanza.JID, sub core.Subscription) error
 		SetBlock(owner, jid stanza.JID, blocked bool) error
 		SetHidden(owner stanza.JID, hidden bool) error
-		SetProbeLimit(l core.RateLimit) error
+		SetProbeLimit(now clock.Time, l core.RateLimit) error
 	}{r.m, r.plain, r.sh} {
 		switch l.Directive {
 		case "roster":
@@ -187,7 +192,7 @@ func (r *fuzzRun) fact(l *scenario.Line) {
 			m.SetHidden(j[0], true)
 			r.hidden[j[0].Bare().String()] = true
 		case "limit":
-			m.SetProbeLimit(core.RateLimit{Burst: l.N, Per: l.Per})
+			m.SetProbeLimit(now, core.RateLimit{Burst: l.N, Per: l.Per})
 		}
 	}
 }

@@ -322,11 +322,11 @@ func (s *Sharded) SetHidden(owner stanza.JID, hidden bool) error {
 }
 
 // SetProbeLimit is Machine.SetProbeLimit, safe for concurrent use.
-func (s *Sharded) SetProbeLimit(l RateLimit) error {
+func (s *Sharded) SetProbeLimit(now clock.Time, l RateLimit) error {
 	if err := l.check(); err != nil {
 		return bad("limit", err)
 	}
-	_, err := s.all(func(m *Machine) ([]Output, error) { return nil, m.SetProbeLimit(l) })
+	_, err := s.all(func(m *Machine) ([]Output, error) { return nil, m.SetProbeLimit(now, l) })
 	return err
 }
 

@@ -90,7 +90,7 @@ func TestShardedAccessors(t *testing.T) {
 		t.Errorf("default ProbeLimit() = %+v, Machine says %+v", got, want)
 	}
 	l := core.RateLimit{Burst: 3, Per: 7e9}
-	if err := s.SetProbeLimit(l); err != nil {
+	if err := s.SetProbeLimit(0, l); err != nil {
 		t.Fatal(err)
 	}
 	if got := s.ProbeLimit(); got != l {

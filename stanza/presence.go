@@ -138,13 +138,27 @@ func (n *Node) IsDelay() bool {
 // between children dropped. It returns the new slice and the length of the
 // attribute part, so that dst[start:start+attrLen] are attributes and the
 // rest is content.
+//
+// The root's default namespace declaration is not kept (the reply's root
+// lives in the host's stream namespace), so when a prefixed root declares a
+// default namespace other than a content namespace (<c:presence
+// xmlns:c='jabber:client' xmlns='urn:d'>), the unprefixed children would
+// change namespace in a reply. Each kept child element that does not declare
+// its own default namespace then gets the root's declaration, as written,
+// right after its name: the children stay in their namespace, and the
+// common case, which has no such declaration, is copied as before.
 func (p *Presence) AppendKept(dst []byte) ([]byte, int) {
 	start := len(dst)
+	var dflt []byte // the root's foreign default namespace declaration
 	for i := range p.Attrs {
 		a := &p.Attrs[i]
 		if Kept(a) {
 			dst = append(dst, ' ')
 			dst = append(dst, p.Raw[a.Start:a.End]...)
+		} else if a.Decl && a.Prefix == nil && (a.HasRefs() || !ContentNamespace(a.Raw)) {
+			// A value with references is taken as foreign: declaring it
+			// on the children is correct whatever it decodes to.
+			dflt = p.Raw[a.Start:a.End]
 		}
 	}
 	attrLen := len(dst) - start
@@ -153,9 +167,57 @@ func (p *Presence) AppendKept(dst []byte) ([]byte, int) {
 		if n.Blank || n.IsDelay() {
 			continue
 		}
-		dst = append(dst, p.Raw[n.Start:n.End]...)
+		raw := p.Raw[n.Start:n.End]
+		if dflt != nil && !n.Text {
+			if name, own := startTagDefault(raw); !own {
+				dst = append(dst, raw[:name]...)
+				dst = append(dst, ' ')
+				dst = append(dst, dflt...)
+				raw = raw[name:]
+			}
+		}
+		dst = append(dst, raw...)
 	}
 	return dst, attrLen
+}
+
+// startTagDefault reads the start tag at the beginning of el, an element the
+// parser accepted, and returns where its name ends and whether it declares
+// a default namespace (an attribute named exactly xmlns).
+func startTagDefault(el []byte) (nameEnd int, declares bool) {
+	i := 1
+	for i < len(el) && !isSpace(el[i]) && el[i] != '/' && el[i] != '>' {
+		i++
+	}
+	nameEnd = i
+	for i < len(el) {
+		for i < len(el) && isSpace(el[i]) {
+			i++
+		}
+		if i >= len(el) || el[i] == '/' || el[i] == '>' {
+			return nameEnd, false
+		}
+		n := i
+		for i < len(el) && el[i] != '=' && !isSpace(el[i]) {
+			i++
+		}
+		if string(el[n:i]) == "xmlns" {
+			return nameEnd, true
+		}
+		for i < len(el) && el[i] != '\'' && el[i] != '"' {
+			i++
+		}
+		if i >= len(el) {
+			break
+		}
+		q := el[i]
+		i++
+		for i < len(el) && el[i] != q {
+			i++
+		}
+		i++
+	}
+	return nameEnd, false
 }
 
 // AppendIDAttr appends ` id='…'` as written in the input (same quoting and

@@ -505,9 +505,14 @@ func charRef(d []byte) (rune, bool) {
 	if len(d) > 0 && d[0] == 'x' {
 		base, d = 16, d[1:]
 	}
-	if len(d) == 0 || len(d) > 8 {
+	if len(d) == 0 {
 		return 0, false
 	}
+	// XML 1.0 §4.1 allows any number of digits, so leading zeros are fine;
+	// the value is what is bounded: once it passes the last Unicode code
+	// point it can only grow, so it stays pinned there and the reference is
+	// refused after the digits are checked. The loop is linear in the input
+	// and cannot overflow.
 	var v rune
 	for _, c := range d {
 		var x rune
@@ -521,7 +526,9 @@ func charRef(d []byte) (rune, bool) {
 		default:
 			return 0, false
 		}
-		v = v*rune(base) + x
+		if v <= utf8.MaxRune {
+			v = v*rune(base) + x
+		}
 	}
 	return v, isXMLChar(v)
 }

@@ -301,7 +301,15 @@ func refCharRef(d []byte) (rune, bool) {
 	if len(d) > 0 && d[0] == 'x' {
 		base, d = 16, d[1:]
 	}
-	if len(d) == 0 || len(d) > 8 {
+	if len(d) == 0 {
+		return 0, false
+	}
+	// Any number of digits (XML 1.0 §4.1): leading zeros carry no value,
+	// and what remains is too large beyond 7 significant digits.
+	for len(d) > 1 && d[0] == '0' {
+		d = d[1:]
+	}
+	if len(d) > 7 {
 		return 0, false
 	}
 	var v rune

@@ -4,6 +4,7 @@ import (
 	"encoding/xml"
 	"errors"
 	"io"
+	"math/big"
 	"strings"
 	"testing"
 
@@ -228,4 +229,64 @@ func TestLastActivityQueryDoesNotAllocateWhenWarm(t *testing.T) {
 	if allocs != 0 {
 		t.Errorf("ParseStanza and CheckLastActivity allocate %v times per call when warm", allocs)
 	}
+}
+
+// TestCharRefDigitCounts checks that a character reference is judged by its
+// value, whatever its number of digits (XML 1.0 §4.1 puts no bound on it):
+// leading zeros are accepted at every count, and values past U+10FFFF are
+// refused at every count, so that a bound on digits cannot come back. The
+// expected value comes from math/big, which has no bound of its own.
+func TestCharRefDigitCounts(t *testing.T) {
+	var bodies []string
+	for zeros := 0; zeros <= 40; zeros++ {
+		pad := strings.Repeat("0", zeros)
+		bodies = append(bodies, pad+"65", "x"+pad+"41", "X"+pad+"41", pad+"1114111", "x"+pad+"10FFFF",
+			pad+"1114112", "x"+pad+"110000", pad+"0", pad+"55296", "x"+pad+"fffe", "1"+pad+"65", "x1"+pad+"41")
+	}
+	for digits := 1; digits <= 40; digits++ {
+		bodies = append(bodies, strings.Repeat("9", digits), "x"+strings.Repeat("f", digits), "x"+strings.Repeat("1", digits))
+	}
+	for _, body := range bodies {
+		want, ok := bigCharRef(body)
+		for _, in := range []string{
+			"<presence><status>&#" + body + ";</status></presence>",
+			"<presence id='&#" + body + ";'/>",
+		} {
+			var p Parser
+			el, err := p.Parse([]byte(in))
+			if !ok {
+				if !errors.Is(err, ErrMalformed) {
+					t.Errorf("Parse(%q) = %v, want ErrMalformed", in, err)
+				}
+				continue
+			}
+			if err != nil {
+				t.Errorf("Parse(%q) = %v, want success", in, err)
+				continue
+			}
+			if a := el.Attr("id"); a != nil {
+				if got := string(a.AppendValue(nil)); got != string(want) {
+					t.Errorf("Parse(%q): id = %q, want %q", in, got, string(want))
+				}
+			}
+		}
+	}
+}
+
+// bigCharRef decodes the body of a character reference ("65", "x41") with
+// math/big and reports whether it names an XML 1.0 Char.
+func bigCharRef(body string) (rune, bool) {
+	base := 10
+	if strings.HasPrefix(body, "x") {
+		base, body = 16, body[1:]
+	}
+	if body == "" || strings.ContainsAny(body, "+-_xX") {
+		return 0, false
+	}
+	v, ok := new(big.Int).SetString(body, base)
+	if !ok || !v.IsInt64() || v.Int64() > 0x10FFFF {
+		return 0, false
+	}
+	r := rune(v.Int64())
+	return r, r == 0x9 || r == 0xA || r == 0xD || r >= 0x20 && r <= 0xD7FF || r >= 0xE000 && r <= 0xFFFD || r >= 0x10000
 }

@@ -393,7 +393,9 @@ func (d *Durable) SetHidden(owner stanza.JID, hidden bool) error {
 }
 
 // SetProbeLimit is core.Machine.SetProbeLimit (not stored).
-func (d *Durable) SetProbeLimit(l core.RateLimit) error { return d.m.SetProbeLimit(l) }
+func (d *Durable) SetProbeLimit(now clock.Time, l core.RateLimit) error {
+	return d.m.SetProbeLimit(now, l)
+}
 
 // AppendState is core.Machine.AppendState.
 func (d *Durable) AppendState(dst []byte) []byte { return d.m.AppendState(dst) }

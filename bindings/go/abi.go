@@ -233,6 +233,7 @@ func (w *encoder) event(ev *Event) bool {
 		w.u8(flag(ev.On))
 	case EventLimit:
 		w.u8(opLimit)
+		w.i64(int64(ev.Now))
 		w.i64(int64(ev.Limit.Burst))
 		w.i64(int64(ev.Limit.Per))
 	case EventState:
@@ -359,7 +360,7 @@ const (
 	EventRoster                         // Machine.SetRoster(JID, Other, Sub)
 	EventBlock                          // Machine.SetBlock(JID, Other, On)
 	EventHide                           // Machine.SetHidden(JID, On)
-	EventLimit                          // Machine.SetProbeLimit(Limit)
+	EventLimit                          // Machine.SetProbeLimit(Now, Limit)
 	EventState                          // Machine.AppendState: Result.State
 	EventSnapshot                       // Machine.Snapshot: Result.State
 	EventRestore                        // Machine.Restore(Stanza): the snapshot travels in Stanza
@@ -369,7 +370,7 @@ const (
 // Event is one call of a core.Machine method, for Engine.Batch.
 type Event struct {
 	Kind   EventKind
-	Now    clock.Time        // client, server, close, up, down
+	Now    clock.Time        // client, server, close, up, down, limit
 	JID    stanza.JID        // the session (client, close), the domain (up, down) or the owner (roster, block, hide)
 	Other  stanza.JID        // the contact (roster) or the blocked JID (block)
 	Stanza []byte            // client, server

@@ -423,8 +423,8 @@ func (e *Engine) SetHidden(owner stanza.JID, hidden bool) error {
 }
 
 // SetProbeLimit is core.Machine.SetProbeLimit.
-func (e *Engine) SetProbeLimit(l core.RateLimit) error {
-	return e.one(&Event{Kind: EventLimit, Limit: l}).Err
+func (e *Engine) SetProbeLimit(now clock.Time, l core.RateLimit) error {
+	return e.one(&Event{Kind: EventLimit, Now: now, Limit: l}).Err
 }
 
 // ProbeLimit is core.Machine.ProbeLimit.

@@ -47,7 +47,7 @@ type machine interface {
 	SetRoster(owner, contact stanza.JID, sub core.Subscription) error
 	SetBlock(owner, jid stanza.JID, blocked bool) error
 	SetHidden(owner stanza.JID, hidden bool) error
-	SetProbeLimit(l core.RateLimit) error
+	SetProbeLimit(now clock.Time, l core.RateLimit) error
 	ProbeLimit() core.RateLimit
 	Serves(domain string) bool
 	AppendState(dst []byte) []byte
@@ -177,8 +177,12 @@ func TestSameAsCore(t *testing.T) {
 		{"probe component", func(m machine) ([]core.Output, error) {
 			return m.Server(at(7*time.Hour), []byte(`<presence from='capulet.com' to='chat.montague.com' type='probe'/>`))
 		}},
-		{"limit", fact(func(m machine) error { return m.SetProbeLimit(core.RateLimit{Burst: 5, Per: time.Second}) })},
-		{"limit bad", fact(func(m machine) error { return m.SetProbeLimit(core.RateLimit{Burst: 0, Per: time.Second}) })},
+		{"limit", fact(func(m machine) error {
+			return m.SetProbeLimit(at(7*time.Hour), core.RateLimit{Burst: 5, Per: time.Second})
+		})},
+		{"limit bad", fact(func(m machine) error {
+			return m.SetProbeLimit(at(7*time.Hour), core.RateLimit{Burst: 0, Per: time.Second})
+		})},
 		// Refused input, one per reason.
 		{"malformed", func(m machine) ([]core.Output, error) { return m.Server(at(8*time.Hour), []byte(`<presence`)) }},
 		{"restricted", func(m machine) ([]core.Output, error) {
@@ -308,7 +312,7 @@ func TestBatch(t *testing.T) {
 			wazerohost.Event{Kind: wazerohost.EventServer, Now: now, Stanza: []byte(`<presence`)},
 		)
 		if i%100 == 0 {
-			events = append(events, wazerohost.Event{Kind: wazerohost.EventState}, wazerohost.Event{Kind: wazerohost.EventLimit, Limit: core.RateLimit{Burst: 1 + i/100, Per: time.Second}})
+			events = append(events, wazerohost.Event{Kind: wazerohost.EventState}, wazerohost.Event{Kind: wazerohost.EventLimit, Now: now, Limit: core.RateLimit{Burst: 1 + i/100, Per: time.Second}})
 		}
 	}
 	rs, err := batched.Batch(events)
@@ -331,7 +335,7 @@ func TestBatch(t *testing.T) {
 		case wazerohost.EventState:
 			want.State, want.Err = single.State()
 		case wazerohost.EventLimit:
-			want.Err = single.SetProbeLimit(ev.Limit)
+			want.Err = single.SetProbeLimit(ev.Now, ev.Limit)
 		}
 		got := rs[i]
 		if errText(want.Err) != errText(got.Err) || !bytes.Equal(want.State, got.State) || len(want.Outputs) != len(got.Outputs) {

@@ -11,7 +11,7 @@
 //   {"op":"roster","id":1,"owner":b64,"contact":b64,"sub":"both"}
 //   {"op":"block","id":1,"owner":b64,"jid":b64}
 //   {"op":"hide","id":1,"owner":b64}
-//   {"op":"limit","id":1,"burst":2,"per":"60000000000"}
+//   {"op":"limit","id":1,"now":"…","burst":2,"per":"60000000000"}
 //   {"op":"client","id":1,"now":"…","session":b64,"stanza":b64}
 //   {"op":"server","id":1,"now":"…","stanza":b64}
 //   {"op":"close"|"up"|"down","id":1,"now":"…","jid":b64}
@@ -58,7 +58,7 @@ function handle(req) {
     case 'roster': m.setRoster(bytes(req.owner), bytes(req.contact), req.sub); return {};
     case 'block': m.setBlock(bytes(req.owner), bytes(req.jid)); return {};
     case 'hide': m.setHidden(bytes(req.owner)); return {};
-    case 'limit': m.setProbeLimit({ burst: req.burst, per: BigInt(req.per) }); return {};
+    case 'limit': m.setProbeLimit(now, { burst: req.burst, per: BigInt(req.per) }); return {};
     case 'client': return { out: outputs(m.client(now, bytes(req.session), bytes(req.stanza))) };
     case 'server': return { out: outputs(m.server(now, bytes(req.stanza))) };
     case 'close': return { out: outputs(m.close(now, bytes(req.jid))) };

@@ -91,7 +91,7 @@ export type Event =
   | { type: 'roster'; owner: Text; contact: Text; sub: Subscription }
   | { type: 'block'; owner: Text; jid: Text; blocked?: boolean }
   | { type: 'hide'; owner: Text; hidden?: boolean }
-  | { type: 'limit'; burst: number; per: Duration }
+  | { type: 'limit'; now: Time; burst: number; per: Duration }
   | { type: 'state' }
   | { type: 'snapshot' }
   | { type: 'restore'; snapshot: Uint8Array }
@@ -114,7 +114,7 @@ export class Machine {
   setRoster(owner: Text, contact: Text, sub: Subscription): void;
   setBlock(owner: Text, jid: Text, blocked?: boolean): void;
   setHidden(owner: Text, hidden?: boolean): void;
-  setProbeLimit(limit: { burst: number; per: Duration }): void;
+  setProbeLimit(now: Time, limit: { burst: number; per: Duration }): void;
   /** The deterministic encoding of everything the machine tracks. */
   state(): Uint8Array;
   /**

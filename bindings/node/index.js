@@ -248,7 +248,7 @@ function encodeEvent(w, ev) {
     }
     case 'block': w.str(ev.owner); w.str(ev.jid); w.u8(ev.blocked === false ? 0 : 1); break;
     case 'hide': w.str(ev.owner); w.u8(ev.hidden === false ? 0 : 1); break;
-    case 'limit': w.i64(BigInt(ev.burst)); w.i64(duration(ev.per)); break;
+    case 'limit': w.i64(nanos(ev.now)); w.i64(BigInt(ev.burst)); w.i64(duration(ev.per)); break;
     case 'state': case 'snapshot': case 'restarted': break;
     case 'restore': w.str(ev.snapshot); break;
   }
@@ -458,8 +458,11 @@ export class Machine {
   setBlock(owner, jid, blocked = true) { this.#one({ type: 'block', owner, jid, blocked }); }
   /** owner opts out of (or, with hidden false, back into) last-seen. */
   setHidden(owner, hidden = true) { this.#one({ type: 'hide', owner, hidden }); }
-  /** Client probes: burst per session, refilled at burst per `per` (ms, or ns as a bigint). */
-  setProbeLimit({ burst, per }) { this.#one({ type: 'limit', burst, per }); }
+  /**
+   * Client probes from `now` on: burst per session, refilled at burst per
+   * `per` (ms, or ns as a bigint). Buckets refill at the old rate up to now.
+   */
+  setProbeLimit(now, { burst, per }) { this.#one({ type: 'limit', now, burst, per }); }
   /** The deterministic encoding of everything the machine tracks. */
   state() { return this.#one({ type: 'state' }).data; }
   /**

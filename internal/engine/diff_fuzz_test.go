@@ -68,7 +68,7 @@ func FuzzNativeVsWazero(f *testing.F) {
 					case "hide":
 						errs[i] = e.Hide(l.Args[0])
 					default:
-						errs[i] = e.Limit(l.N, l.Per)
+						errs[i] = e.Limit(now, l.N, l.Per)
 					}
 				}
 				if (errs[0] == nil) != (errs[1] == nil) {

@@ -309,7 +309,7 @@ func TestEnginesAgreeOnCorpus(t *testing.T) {
 				case "hide":
 					l.fact(what, func(e scenario.Engine) error { return e.Hide(ln.Args[0]) })
 				case "limit":
-					l.fact(what, func(e scenario.Engine) error { return e.Limit(ln.N, ln.Per) })
+					l.fact(what, func(e scenario.Engine) error { return e.Limit(fake.Now(), ln.N, ln.Per) })
 				case "expect":
 				default:
 					now := fake.Now()
@@ -389,7 +389,8 @@ func TestEnginesAgreeOnRandomEvents(t *testing.T) {
 			l.fact(what+": hide", func(e scenario.Engine) error { return e.Hide(o) })
 		case r < 9:
 			burst, per := 1+rng.IntN(5), time.Duration(1+rng.IntN(90))*time.Second
-			l.fact(what+": limit", func(e scenario.Engine) error { return e.Limit(burst, per) })
+			at := now
+			l.fact(what+": limit", func(e scenario.Engine) error { return e.Limit(at, burst, per) })
 		default:
 			inputs++
 			var call func(scenario.Engine) ([][]byte, error)

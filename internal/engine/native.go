@@ -54,7 +54,7 @@ type machine interface {
 	SetRoster(owner, contact stanza.JID, sub core.Subscription) error
 	SetBlock(owner, jid stanza.JID, blocked bool) error
 	SetHidden(owner stanza.JID, hidden bool) error
-	SetProbeLimit(l core.RateLimit) error
+	SetProbeLimit(now clock.Time, l core.RateLimit) error
 	AppendState(dst []byte) []byte
 	Snapshot(dst []byte) []byte
 	Restore(snapshot []byte) error
@@ -132,8 +132,8 @@ func (n *hosted) Hide(owner string) error {
 	return n.m.SetHidden(o, true)
 }
 
-func (n *hosted) Limit(burst int, per time.Duration) error {
-	return n.m.SetProbeLimit(core.RateLimit{Burst: burst, Per: per})
+func (n *hosted) Limit(now clock.Time, burst int, per time.Duration) error {
+	return n.m.SetProbeLimit(now, core.RateLimit{Burst: burst, Per: per})
 }
 
 // withJID parses an input line's JID, reporting one that does not parse the

@@ -272,8 +272,8 @@ func (n *nodeEngine) Hide(owner string) error {
 	return n.fact(nodeRequest{Op: "hide", Owner: []byte(owner)})
 }
 
-func (n *nodeEngine) Limit(burst int, per time.Duration) error {
-	return n.fact(nodeRequest{Op: "limit", Burst: burst, Per: strconv.FormatInt(int64(per), 10)})
+func (n *nodeEngine) Limit(now clock.Time, burst int, per time.Duration) error {
+	return n.fact(nodeRequest{Op: "limit", Now: nanos(now), Burst: burst, Per: strconv.FormatInt(int64(per), 10)})
 }
 
 func (n *nodeEngine) Client(now clock.Time, s string, xml []byte) ([][]byte, error) {

@@ -6,6 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"reflect"
+	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/google/go-cmp/cmp"
@@ -97,10 +100,48 @@ func equalNodes(want, got *node) (bool, string) {
 			got = &c
 		}
 	}
-	if d := cmp.Diff(want, got); d != "" {
-		return false, d
+	if reflect.DeepEqual(want, got) {
+		return true, ""
 	}
-	return true, ""
+	// cmp.Diff explains nested slices well but takes time exponential in
+	// the depth at which deep trees differ; past a few levels the trees
+	// are compared as indented lines instead, which stays linear.
+	if want.depth() <= diffDepth && got.depth() <= diffDepth {
+		return false, cmp.Diff(want, got)
+	}
+	return false, cmp.Diff(want.lines(nil, ""), got.lines(nil, ""))
+}
+
+// diffDepth is the deepest tree whose difference cmp.Diff explains.
+const diffDepth = 8
+
+func (n *node) depth() int {
+	d := 0
+	for i := range n.Children {
+		d = max(d, n.Children[i].depth())
+	}
+	return d + 1
+}
+
+// lines renders n one element, attribute or text per line, indented by
+// depth, for a line diff.
+func (n *node) lines(dst []string, indent string) []string {
+	if n.Name == "" {
+		return append(dst, indent+"text "+strconv.Quote(n.Text))
+	}
+	dst = append(dst, indent+"<"+n.Name+">")
+	keys := make([]string, 0, len(n.Attr))
+	for k := range n.Attr {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		dst = append(dst, indent+"  @"+k+"="+strconv.Quote(n.Attr[k]))
+	}
+	for i := range n.Children {
+		dst = n.Children[i].lines(dst, indent+"  ")
+	}
+	return dst
 }
 
 // errNotStanza is wrapped by every error normalize returns.
@@ -109,12 +150,73 @@ var errNotStanza = errors.New("not a well-formed XML stanza")
 // normalize parses one stanza into its normalised tree. Errors wrap
 // errNotStanza and say what is wrong.
 func normalize(src []byte) (*node, error) {
-	p := parser{d: xml.NewDecoder(bytes.NewReader(src))}
-	n, err := p.parse()
-	if err != nil {
-		return nil, fmt.Errorf("%w: %v", errNotStanza, err)
+	src, err := normalizeAttrSpace(src)
+	if err == nil {
+		p := parser{d: xml.NewDecoder(bytes.NewReader(src))}
+		var n *node
+		if n, err = p.parse(); err == nil {
+			return n, nil
+		}
 	}
-	return n, nil
+	return nil, fmt.Errorf("%w: %v", errNotStanza, err)
+}
+
+// normalizeAttrSpace returns src with the attribute-value normalisation of
+// XML 1.0 §3.3.3 applied to the literal white space in attribute values: a
+// tab, a line feed, a carriage return or a CR LF pair becomes one space.
+// encoding/xml does not do it and decodes character references before the
+// caller sees a value, after which a literal tab and a &#9; (which stays a
+// tab) cannot be told apart; so the raw start tags, which the decoder
+// locates, are rewritten before the real parse. Errors are the decoder's.
+func normalizeAttrSpace(src []byte) ([]byte, error) {
+	if bytes.IndexAny(src, "\t\n\r") < 0 {
+		return src, nil
+	}
+	d := xml.NewDecoder(bytes.NewReader(src))
+	var out []byte
+	done, start := 0, int64(0)
+	for {
+		tok, err := d.RawToken()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, err
+		}
+		end := d.InputOffset()
+		if _, ok := tok.(xml.StartElement); ok {
+			out = append(out, src[done:start]...)
+			out = appendTagSpaced(out, src[start:end])
+			done = int(end)
+		}
+		start = end
+	}
+	return append(out, src[done:]...), nil
+}
+
+// appendTagSpaced appends one raw start tag to dst with the white space
+// inside its quoted attribute values turned into spaces. Quotes delimit
+// values only: a name cannot hold one.
+func appendTagSpaced(dst, tag []byte) []byte {
+	var quote byte
+	for i := 0; i < len(tag); i++ {
+		c := tag[i]
+		switch {
+		case quote == 0:
+			if c == '\'' || c == '"' {
+				quote = c
+			}
+		case c == quote:
+			quote = 0
+		case c == '\r' && i+1 < len(tag) && tag[i+1] == '\n':
+			i++
+			c = ' '
+		case c == '\t' || c == '\n' || c == '\r':
+			c = ' '
+		}
+		dst = append(dst, c)
+	}
+	return dst
 }
 
 // frame is one open element while parsing.
@@ -169,6 +271,11 @@ func (p *parser) parse() (*node, error) {
 				if len(bytes.TrimLeft(t, " \t\r\n")) != 0 {
 					return nil, errors.New("text outside the stanza element")
 				}
+				continue
+			}
+			if len(t) == 0 {
+				// An empty CDATA section: no character data, so <a><![CDATA[]]></a>
+				// is <a/>, as an XML infoset has it.
 				continue
 			}
 			f := p.stack[len(p.stack)-1]

@@ -31,9 +31,9 @@ type Engine interface {
 	Block(owner, jid string) error
 	// Hide records that owner opts out of last-seen.
 	Hide(owner string) error
-	// Limit sets the client probe allowance: n probes per session,
-	// refilled at n per period per.
-	Limit(n int, per time.Duration) error
+	// Limit sets the client probe allowance at time now: n probes per
+	// session, refilled at n per period per from then on.
+	Limit(now clock.Time, n int, per time.Duration) error
 	// Client handles a stanza sent by the local, authenticated session
 	// (a full JID).
 	Client(now clock.Time, session string, xml []byte) ([][]byte, error)
@@ -239,7 +239,7 @@ func (s *Script) Run(f Factory) *Result {
 		case "hide":
 			err = fact(func() error { return eng.Hide(l.Args[0]) })
 		case "limit":
-			err = fact(func() error { return eng.Limit(l.N, l.Per) })
+			err = fact(func() error { return eng.Limit(fake.Now(), l.N, l.Per) })
 		case "expect":
 			continue // handled with its input line
 		default:

@@ -48,8 +48,8 @@ func (e *fakeEngine) Roster(owner, contact, sub string) error {
 }
 func (e *fakeEngine) Block(owner, jid string) error { return e.fact("block " + owner + " " + jid) }
 func (e *fakeEngine) Hide(owner string) error       { return e.fact("hide " + owner) }
-func (e *fakeEngine) Limit(n int, per time.Duration) error {
-	return e.fact(fmt.Sprintf("limit %d %s", n, per))
+func (e *fakeEngine) Limit(now clock.Time, n int, per time.Duration) error {
+	return e.fact(fmt.Sprintf("%s limit %d %s", now, n, per))
 }
 
 func (e *fakeEngine) input(now clock.Time, kind, arg, key string) ([][]byte, error) {
@@ -168,7 +168,7 @@ down c.example
 		"roster r@a.example j@c.example both",
 		"block r@a.example x@y.example/z",
 		"hide r@a.example",
-		"limit 2 1m0s",
+		"2012-09-10T23:00:00Z limit 2 1m0s", // the scenario clock at the limit line
 	}
 	if d := cmp.Diff(wantFacts, e.facts); d != "" {
 		t.Errorf("facts (-want +got):\n%s", d)
@@ -421,6 +421,24 @@ func TestEqual(t *testing.T) {
 		{"attribute namespace differs", `<x xmlns='u' xmlns:p='v' p:a='1'/>`, `<x xmlns='u' a='1'/>`, false},
 		{"xml:lang", `<presence xml:lang='en'/>`, `<presence xmlns:xml='http://www.w3.org/XML/1998/namespace' xml:lang='en'/>`, true},
 		{"xml:lang vs lang", `<presence xml:lang='en'/>`, `<presence lang='en'/>`, false},
+
+		// XML 1.0 §3.3.3: literal white space in an attribute value is a
+		// space; a character reference keeps the character it names.
+		{"attribute tab", "<presence id='a\tb'/>", `<presence id='a b'/>`, true},
+		{"attribute newline", "<presence id='a\nb'/>", `<presence id='a b'/>`, true},
+		{"attribute CR LF", "<presence id='a\r\nb'/>", `<presence id='a b'/>`, true},
+		{"attribute CR", "<presence id=\"a\rb\"/>", `<presence id='a b'/>`, true},
+		{"attribute tab in child", "<presence><x xmlns='urn:x' a='\t'/></presence>", `<presence><x xmlns='urn:x' a=' '/></presence>`, true},
+		{"attribute tab reference", `<presence id='a&#9;b'/>`, `<presence id='a b'/>`, false},
+		{"attribute tab reference kept", `<presence id='a&#9;b'/>`, "<presence id='a&#x9;b'/>", true},
+		{"attribute two spaces", "<presence id='a\t\tb'/>", `<presence id='a b'/>`, false},
+		{"text tab not normalised", "<presence><status>a\tb</status></presence>", `<presence><status>a b</status></presence>`, false},
+		{"tab outside values", "<presence\tid='a'\n/>", `<presence id='a'/>`, true},
+		{"quote in text", "<presence><status>it's\t</status></presence>", "<presence><status>it's\t</status></presence>", true},
+		{"empty CDATA", `<presence><status><![CDATA[]]></status></presence>`, `<presence><status/></presence>`, true},
+		{"empty CDATA twice", `<presence><status><![CDATA[]]><![CDATA[]]></status></presence>`, `<presence><status/></presence>`, true},
+		{"empty CDATA in text", `<presence><status>a<![CDATA[]]>b</status></presence>`, `<presence><status>ab</status></presence>`, true},
+		{"CDATA space not empty", `<presence><status><![CDATA[ ]]></status></presence>`, `<presence><status/></presence>`, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -617,5 +635,31 @@ func TestInputs(t *testing.T) {
 	src := "# a comment\nserve a.example\n\nup a.example\nexpect nothing\nserver <presence/>\nexpect <presence/>\n"
 	if got, want := Inputs([]byte(src)), "serve a.example\nup a.example\nserver <presence/>\n"; got != want {
 		t.Errorf("Inputs = %q, want %q", got, want)
+	}
+}
+
+// TestEqualDeepTreesDiffer checks that explaining a difference deep in a
+// tree stays fast: cmp.Diff of nested slices takes time exponential in the
+// depth, and a 33-deep stanza (one past the parser's limit) once hung the
+// runner.
+func TestEqualDeepTreesDiffer(t *testing.T) {
+	deep := func(depth int, leaf string) string {
+		return "<presence>" + strings.Repeat("<a>", depth-2) + leaf + strings.Repeat("</a>", depth-2) + "</presence>"
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		ok, diff := Equal([]byte(deep(40, "<b/>")), []byte(deep(40, "<c/>")))
+		if ok || !strings.Contains(diff, "b") || !strings.Contains(diff, "c") {
+			t.Errorf("Equal of trees differing at depth 40 = %v, %q; want false and a diff naming both", ok, diff)
+		}
+		if ok, diff := Equal([]byte(deep(40, "<b/>")), []byte(deep(40, "<b/>"))); !ok {
+			t.Errorf("equal deep trees differ: %s", diff)
+		}
+	}()
+	select {
+	case <-done:
+	case <-time.After(20 * time.Second):
+		t.Fatal("Equal of two 40-deep trees took more than 20 s")
 	}
 }

@@ -56,8 +56,15 @@ func TestBehaviourLinksScenarios(t *testing.T) {
 	for _, p := range own {
 		name := strings.TrimSuffix(filepath.Base(p), ".txt")
 		rule, _, _ := strings.Cut(name, "-")
-		if rule == "choice" {
+		switch rule {
+		case "choice":
 			continue // pinned by core/CHOICES.md
+		case "format":
+			// The scenario language itself, pinned by spec/SCENARIOS.md.
+			if !strings.Contains(readSpec(t, "SCENARIOS.md"), "(../core/testdata/scenarios/"+name+".txt)") {
+				t.Errorf("%s is not linked from SCENARIOS.md", name)
+			}
+			continue
 		}
 		sec, ok := sections[rule]
 		if !ok {

@@ -264,7 +264,7 @@ func (g *guest) apply(ev *event) ([]core.Output, []byte, error) {
 		}
 		return nil, nil, m.SetBlock(owner, other, ev.flag != 0)
 	case opLimit:
-		return nil, nil, m.SetProbeLimit(core.RateLimit{Burst: int(ev.nums[0]), Per: time.Duration(ev.nums[1])})
+		return nil, nil, m.SetProbeLimit(ev.now, core.RateLimit{Burst: int(ev.nums[0]), Per: time.Duration(ev.nums[1])})
 	case opSnapshot:
 		g.state = m.Snapshot(g.state[:0])
 		return nil, g.state, nil
@@ -482,6 +482,7 @@ func (d *decoder) event(ev *event) bool {
 		ev.a = d.bytes()
 		ev.flag = d.u8()
 	case opLimit:
+		ev.now = clock.Time(d.i64())
 		ev.nums[0] = d.i64()
 		ev.nums[1] = d.i64()
 	case opRestore:

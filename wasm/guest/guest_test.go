@@ -40,6 +40,7 @@ func batch() (b []byte, ends []int) {
 	e.u8(1)
 	mark()
 	e.u8(opLimit)
+	e.i64(1)
 	e.i64(5)
 	e.i64(1e9)
 	mark()

@@ -53,7 +53,7 @@ test('refused input throws LastseenError with the code, event and detail', () =>
     [() => m.server(sec(1), "<presence from='juliet@capulet.com' to='nurse@capulet.com' type='probe'/>"), 'NOT_LOCAL', 'server'],
     [() => m.up(sec(1), 'romeo@montague.com'), 'NOT_DOMAIN', 'up'],
     [() => m.close(sec(1), ''), 'SESSION', 'close'],
-    [() => m.setProbeLimit({ burst: 0, per: 1000 }), 'CONFIG', 'limit'],
+    [() => m.setProbeLimit(T0, { burst: 0, per: 1000 }), 'CONFIG', 'limit'],
   ];
   for (const [call, code, event] of cases) {
     assert.throws(call, (e) => {
@@ -124,7 +124,7 @@ test('batch gives what single calls give, across many buffer-fulls', () => {
     events.push({ type: 'client', now: sec(i), session: `romeo@montague.com/r${i % 5}`, stanza: `<presence><status>${i} ${pad}</status></presence>` });
     events.push({ type: 'server', now: sec(i), stanza: probe(`p${i}`) });
     events.push({ type: 'server', now: sec(i), stanza: '<presence' });
-    if (i % 100 === 0) events.push({ type: 'state' }, { type: 'limit', burst: 2, per: 1000 });
+    if (i % 100 === 0) events.push({ type: 'state' }, { type: 'limit', now: sec(i), burst: 2, per: 1000 });
   }
   const batched = new Machine({ served: ['montague.com'] });
   const single = new Machine({ served: ['montague.com'] });
@@ -138,7 +138,7 @@ test('batch gives what single calls give, across many buffer-fulls', () => {
         case 'client': want = { outputs: single.client(ev.now, ev.session, ev.stanza) }; break;
         case 'server': want = { outputs: single.server(ev.now, ev.stanza) }; break;
         case 'state': want = { state: single.state() }; break;
-        case 'limit': single.setProbeLimit(ev); want = { outputs: [] }; break;
+        case 'limit': single.setProbeLimit(ev.now, ev); want = { outputs: [] }; break;
       }
     } catch (e) {
       want = { error: e };
