@@ -2,20 +2,22 @@
 // with tsc --strict against index.d.ts, so the types cover what a
 // TypeScript user writes.
 import { Machine, LastseenError, Kind, compileModule, wasmPath, ABI_VERSION } from '@lastseen-xmpp/lastseen';
-import type { ErrorCode, Output, BatchResult, MachineOptions } from '@lastseen-xmpp/lastseen';
+import type { ErrorCode, Output, OutputKind, BatchResult, MachineOptions } from '@lastseen-xmpp/lastseen';
 
 const options: MachineOptions = { served: ['montague.com'], probeLimit: { burst: 5, per: 60_000 } };
 const m = new Machine(options);
 m.setRoster('romeo@montague.com', 'juliet@capulet.com', 'both');
 m.setBlock('romeo@montague.com', 'tybalt@capulet.com');
 m.setHidden('benvolio@montague.com', false);
-m.setProbeLimit({ burst: 3, per: 10_000n * 1_000_000n });
+m.setProbeLimit(Date.now(), { burst: 3, per: 10_000n * 1_000_000n });
 
 const outs: Output[] = m.server(Date.now(), "<presence from='juliet@capulet.com/c' to='romeo@montague.com' type='probe'/>");
 for (const o of outs) {
-  const kind: 'reply' | 'probe' | 'error' = o.kind;
+  const kind: OutputKind = o.kind;
+  // Presence goes out as presence, Last Activity answers and queries as iq.
+  const isIQ = kind === Kind.IQ_REPLY || kind === Kind.QUERY;
   const bytes: Uint8Array = o.bytes;
-  console.log(kind === Kind.REPLY, o.to, o.stanza, bytes.length);
+  console.log(kind === Kind.REPLY, isIQ, o.to, o.stanza, bytes.length);
 }
 
 try {
