@@ -72,18 +72,7 @@ func maxShardTime(s *Sharded) clock.Time {
 // Snapshot is Machine.Snapshot over all shards: it encodes exactly what one
 // Machine fed the same inputs would. It holds every shard's lock while it
 // runs.
-func (s *Sharded) Snapshot(dst []byte) []byte {
-	s.lockAll()
-	defer s.unlockAll()
-	users := make(map[string]*user)
-	for i := range s.shards {
-		for k, v := range s.shards[i].m.users {
-			users[k] = v
-		}
-	}
-	m0 := s.shards[0].m
-	return appendSnapshot(dst, maxShardTime(s), users, m0.hosted)
-}
+func (s *Sharded) Snapshot(dst []byte) []byte { return s.SnapshotCut(dst, nil) }
 
 // Restore is Machine.Restore for a Sharded: the snapshot (from a Machine or
 // a Sharded with any number of shards) is checked whole, then each user
