@@ -30,6 +30,9 @@ func TestMain(m *testing.M) {
 	if dir := os.Getenv(childEnv); dir != "" {
 		os.Exit(child(dir))
 	}
+	if dir := os.Getenv(shardedChildEnv); dir != "" {
+		os.Exit(shardedChild(dir))
+	}
 	os.Exit(m.Run())
 }
 
