@@ -24,6 +24,8 @@ type Sharded struct {
 	parsers   sync.Pool
 	limits    stanza.Limits
 	journalFn func(records [][]byte) error // see SetJournal
+	snapMu    sync.Mutex                   // one SnapshotCut at a time
+	snapUser  int                          // bytes per user of the last snapshot; under snapMu
 }
 
 // shardsPerProc is how many shards NewSharded makes per GOMAXPROCS
@@ -41,10 +43,13 @@ const shardsPerProc = 64
 type shard struct {
 	mu sync.Mutex
 	m  *Machine
-	// Pads the shard to a 64-byte cache line (mutex 8 bytes, pointer 8),
-	// so that two cores locking neighbouring shards do not contend for
-	// one line.
-	_ [64 - 16]byte
+	// snap, while not nil, waits for a copy of the shard's users (see
+	// SnapshotCut): whoever locks the shard next makes it.
+	snap *shardPart
+	// Pads the shard to a 64-byte cache line (mutex 8 bytes, pointers 8
+	// each), so that two cores locking neighbouring shards do not contend
+	// for one line.
+	_ [64 - 24]byte
 }
 
 // NewSharded returns a Sharded with n shards; n <= 0 means 64 per
@@ -143,7 +148,7 @@ func (s *Sharded) ClientInto(o *Outputs, now clock.Time, session stanza.JID, raw
 		return bad("client", err)
 	}
 	sh := s.shardOf(session.Bare().String())
-	sh.mu.Lock()
+	s.lock(sh)
 	m := sh.m
 	m.reset()
 	c, err := m.checkClient(session, &ps.pres)
@@ -164,7 +169,7 @@ func (s *Sharded) ClientInto(o *Outputs, now clock.Time, session stanza.JID, raw
 	}
 	p := &c.pending
 	th := s.shardOf(p.target.Bare().String())
-	th.mu.Lock()
+	s.lock(th)
 	defer th.mu.Unlock()
 	th.m.reset()
 	th.m.answer(p.from, p.target, p.id)
@@ -198,7 +203,7 @@ func (s *Sharded) ServerInto(o *Outputs, now clock.Time, raw []byte) error {
 		return err
 	}
 	sh := s.shardOf(to.Bare().String())
-	sh.mu.Lock()
+	s.lock(sh)
 	defer sh.mu.Unlock()
 	m := sh.m
 	m.reset()
@@ -216,7 +221,7 @@ func (s *Sharded) ServerInto(o *Outputs, now clock.Time, raw []byte) error {
 // Close is Machine.Close, safe for concurrent use.
 func (s *Sharded) Close(now clock.Time, session stanza.JID) ([]Output, error) {
 	sh := s.shardOf(session.Bare().String())
-	sh.mu.Lock()
+	s.lock(sh)
 	defer sh.mu.Unlock()
 	out, err := sh.m.Close(now, session)
 	if err == nil {
@@ -241,7 +246,7 @@ func (s *Sharded) Down(now clock.Time, jid stanza.JID) ([]Output, error) {
 func (s *Sharded) all(f func(*Machine) ([]Output, error)) ([]Output, error) {
 	for i := range s.shards {
 		sh := &s.shards[i]
-		sh.mu.Lock()
+		s.lock(sh)
 		_, err := f(sh.m)
 		sh.mu.Unlock()
 		if err != nil {
