@@ -10,9 +10,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
-	"os/exec"
 	"sync"
-	"syscall"
 	"testing"
 
 	"github.com/lastseen-xmpp/lastseen/clock"
@@ -118,26 +116,7 @@ func TestShardedKillMidStream(t *testing.T) {
 		now = end
 		killAt := 60 + r.IntN(300)
 
-		cmd := exec.Command(exe, "-test.run=^$")
-		cmd.Env = append(os.Environ(), shardedChildEnv+"="+dir)
-		cmd.Stderr = os.Stderr
-		stdin, err := cmd.StdinPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		stdout, err := cmd.StdoutPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		lines := bufio.NewScanner(stdout)
-		if !lines.Scan() || lines.Text() != "ready" {
-			cmd.Process.Kill()
-			cmd.Wait()
-			t.Fatalf("round %d: child did not start: %q", round, lines.Text())
-		}
+		cmd, stdin, lines := startChild(t, round, exe, shardedChildEnv, dir)
 		// Interleave the writers' events and send them without waiting.
 		sent := make(chan [killWriters]int, 1)
 		go func() {
@@ -182,18 +161,12 @@ func TestShardedKillMidStream(t *testing.T) {
 		if total < killAt {
 			t.Fatalf("round %d: child stopped after %d acks", round, total)
 		}
-		if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
-			t.Fatal(err)
-		}
-		stdin.Close()
 		// Acks the child wrote before it died count too: each writer
 		// then has at most the one call it was running unacknowledged.
-		for readAck() {
-		}
-		werr := cmd.Wait()
-		if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
-			t.Fatalf("round %d: child was not killed by SIGKILL: %v", round, werr)
-		}
+		killChild(t, round, cmd, stdin, func() {
+			for readAck() {
+			}
+		})
 		n := <-sent
 
 		d, err := OpenSharded(dir, testConfig, testShards, Options{})
