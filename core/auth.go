@@ -133,12 +133,11 @@ func (a *MemoryAuth) stripe(owner string) *authStripe {
 // ownerFacts is what MemoryAuth knows about one owner, kept together so
 // that a probe looks the owner up once.
 type ownerFacts struct {
-	roster map[string]Subscription // contact's bare JID → subscription, never SubNone
-	blocks map[string]struct{}     // block list items as normalised JIDs
-	hidden bool
+	roster roster     // see auth_roster.go
+	rare   *rareFacts // block list and opt-out
 }
 
-func (f *ownerFacts) empty() bool { return len(f.roster) == 0 && len(f.blocks) == 0 && !f.hidden }
+func (f *ownerFacts) empty() bool { return f.roster.len() == 0 && f.rare == nil }
 
 // NewMemoryAuth returns an empty MemoryAuth.
 func NewMemoryAuth() *MemoryAuth { return &MemoryAuth{} }
@@ -150,7 +149,7 @@ func (a *MemoryAuth) Subscription(owner, contact stanza.JID) Subscription {
 	st.mu.RLock()
 	defer st.mu.RUnlock()
 	if f := st.owners[o]; f != nil {
-		return f.roster[contact.Bare().String()]
+		return f.roster.get(contact.Bare().String())
 	}
 	return SubNone
 }
@@ -168,10 +167,11 @@ func (a *MemoryAuth) Blocks(owner, jid stanza.JID) bool {
 // blocksJID reports whether one of f's block list items matches jid; f may
 // be nil.
 func (f *ownerFacts) blocksJID(jid stanza.JID) bool {
-	if f == nil || len(f.blocks) == 0 {
+	blocks := f.blocks()
+	if len(blocks) == 0 {
 		return false
 	}
-	has := func(item string) bool { _, ok := f.blocks[item]; return ok }
+	has := func(item string) bool { _, ok := blocks[item]; return ok }
 	// A domain/resource item is matched by the full-JID lookup alone: XEP-0016
 	// §2.1 says only that resource of the domain itself matches, not
 	// user@domain/resource.
@@ -185,7 +185,7 @@ func (a *MemoryAuth) Hidden(owner stanza.JID) bool {
 	st.mu.RLock()
 	defer st.mu.RUnlock()
 	f := st.owners[o]
-	return f != nil && f.hidden
+	return f.hidden()
 }
 
 // ProbeFacts implements ProbeAuthorizer under one read lock and with one
@@ -198,9 +198,9 @@ func (a *MemoryAuth) ProbeFacts(owner, prober stanza.JID) (blocked bool, sub Sub
 	if f := st.owners[o]; f != nil {
 		blocked = f.blocksJID(prober)
 		if c := prober.Bare().String(); c != o {
-			sub = f.roster[c]
+			sub = f.roster.get(c)
 		}
-		hidden = f.hidden
+		hidden = f.hidden()
 	}
 	st.mu.RUnlock()
 	return blocked, sub, hidden
@@ -230,34 +230,27 @@ func (a *MemoryAuth) update(owner string, change func(f *ownerFacts)) {
 // SetSubscription implements FactStore; SubNone removes the item.
 func (a *MemoryAuth) SetSubscription(owner, contact stanza.JID, sub Subscription) {
 	k := contact.Bare().String()
-	a.update(owner.Bare().String(), func(f *ownerFacts) {
-		if sub == SubNone {
-			delete(f.roster, k)
-			return
-		}
-		if f.roster == nil {
-			f.roster = make(map[string]Subscription)
-		}
-		f.roster[k] = sub
-	})
+	a.update(owner.Bare().String(), func(f *ownerFacts) { f.roster.set(k, sub) })
 }
 
 // SetBlocked implements FactStore.
 func (a *MemoryAuth) SetBlocked(owner, jid stanza.JID, blocked bool) {
 	k := jid.String()
 	a.update(owner.Bare().String(), func(f *ownerFacts) {
-		if !blocked {
-			delete(f.blocks, k)
-			return
-		}
-		if f.blocks == nil {
-			f.blocks = make(map[string]struct{})
-		}
-		f.blocks[k] = struct{}{}
+		f.setRare(func(r *rareFacts) {
+			if !blocked {
+				delete(r.blocks, k)
+				return
+			}
+			if r.blocks == nil {
+				r.blocks = make(map[string]struct{})
+			}
+			r.blocks[k] = struct{}{}
+		})
 	})
 }
 
 // SetHidden implements FactStore.
 func (a *MemoryAuth) SetHidden(owner stanza.JID, hidden bool) {
-	a.update(owner.Bare().String(), func(f *ownerFacts) { f.hidden = hidden })
+	a.update(owner.Bare().String(), func(f *ownerFacts) { f.setRare(func(r *rareFacts) { r.hidden = hidden }) })
 }
