@@ -1,6 +1,7 @@
 package core_test
 
 import (
+	"math/rand/v2"
 	"runtime"
 	"strconv"
 	"testing"
@@ -39,5 +40,48 @@ func BenchmarkMemoryAuthBytes(b *testing.B) {
 			b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/float64(n*contacts), "B/entry")
 			runtime.KeepAlive(a)
 		})
+	}
+}
+
+// TestMemoryAuthRosterMatchesMap drives one owner's roster (a sorted list
+// inside MemoryAuth) and its block list and opt-out (kept apart) with
+// random changes, and checks every answer against plain maps.
+func TestMemoryAuthRosterMatchesMap(t *testing.T) {
+	r := rand.New(rand.NewPCG(11, 1))
+	a := core.NewMemoryAuth()
+	owner := stanza.MustParse("romeo@montague.com")
+	subs := []core.Subscription{core.SubNone, core.SubFrom, core.SubTo, core.SubBoth}
+	var contacts []stanza.JID
+	for i := 0; i < 30; i++ {
+		contacts = append(contacts, stanza.MustParse("c"+strconv.Itoa(r.IntN(1000))+"@capulet.com"))
+	}
+	want := map[string]core.Subscription{}
+	blocked := map[string]bool{}
+	hidden := false
+	for step := 0; step < 3000; step++ {
+		c := contacts[r.IntN(len(contacts))]
+		switch r.IntN(6) {
+		case 0:
+			a.SetBlocked(owner, c, !blocked[c.String()])
+			blocked[c.String()] = !blocked[c.String()]
+		case 1:
+			hidden = !hidden
+			a.SetHidden(owner, hidden)
+		default:
+			s := subs[r.IntN(len(subs))]
+			a.SetSubscription(owner, c, s)
+			want[c.String()] = s
+		}
+		for _, c := range contacts {
+			if got := a.Subscription(owner, c); got != want[c.String()] {
+				t.Fatalf("step %d: Subscription(%s) = %v, want %v", step, c, got, want[c.String()])
+			}
+			if got := a.Blocks(owner, c); got != blocked[c.String()] {
+				t.Fatalf("step %d: Blocks(%s) = %v, want %v", step, c, got, blocked[c.String()])
+			}
+		}
+		if a.Hidden(owner) != hidden {
+			t.Fatalf("step %d: Hidden = %v, want %v", step, a.Hidden(owner), hidden)
+		}
 	}
 }
