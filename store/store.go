@@ -62,6 +62,13 @@
 // start-up replay time and memory, since Open reads the journal whole)
 // against how often that happens.
 //
+// # Concurrent servers
+//
+// OpenSharded gives the same store for a core.Sharded: a ShardedDurable is
+// safe for concurrent use, and concurrent callers share fsyncs (group
+// commit) instead of ManualSync. Its directory has the same format, so a
+// store written by either opens in the other.
+//
 // What is not stored: roster, blocking and opt-out facts (the host's own
 // storage holds them; feed them again after Open), and probe rate-limit
 // buckets (they belong to sessions, which do not survive a restart).
