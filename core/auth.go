@@ -1,7 +1,6 @@
 package core
 
 import (
-	"slices"
 	"strings"
 	"sync"
 	"unsafe"
@@ -162,12 +161,11 @@ func (a *MemoryAuth) stripe(owner string) *authStripe {
 // ownerFacts is what MemoryAuth knows about one owner, kept together so
 // that a probe looks the owner up once.
 type ownerFacts struct {
-	roster map[string]Subscription // contact's bare JID → subscription, never SubNone
-	blocks map[string]struct{}     // block list items as normalised JIDs
-	hidden bool
+	roster roster     // see auth_roster.go
+	rare   *rareFacts // block list and opt-out
 }
 
-func (f *ownerFacts) empty() bool { return len(f.roster) == 0 && len(f.blocks) == 0 && !f.hidden }
+func (f *ownerFacts) empty() bool { return f.roster.len() == 0 && f.rare == nil }
 
 // NewMemoryAuth returns an empty MemoryAuth.
 func NewMemoryAuth() *MemoryAuth { return &MemoryAuth{} }
@@ -179,7 +177,7 @@ func (a *MemoryAuth) Subscription(owner, contact stanza.JID) Subscription {
 	st.mu.RLock()
 	defer st.mu.RUnlock()
 	if f := st.owners[o]; f != nil {
-		return f.roster[contact.Bare().String()]
+		return f.roster.get(contact.Bare().String())
 	}
 	return SubNone
 }
@@ -197,10 +195,11 @@ func (a *MemoryAuth) Blocks(owner, jid stanza.JID) bool {
 // blocksJID reports whether one of f's block list items matches jid; f may
 // be nil.
 func (f *ownerFacts) blocksJID(jid stanza.JID) bool {
-	if f == nil || len(f.blocks) == 0 {
+	blocks := f.blocks()
+	if len(blocks) == 0 {
 		return false
 	}
-	has := func(item string) bool { _, ok := f.blocks[item]; return ok }
+	has := func(item string) bool { _, ok := blocks[item]; return ok }
 	// A domain/resource item is matched by the full-JID lookup alone: XEP-0016
 	// §2.1 says only that resource of the domain itself matches, not
 	// user@domain/resource.
@@ -214,7 +213,7 @@ func (a *MemoryAuth) Hidden(owner stanza.JID) bool {
 	st.mu.RLock()
 	defer st.mu.RUnlock()
 	f := st.owners[o]
-	return f != nil && f.hidden
+	return f.hidden()
 }
 
 // ProbeFacts implements ProbeAuthorizer under one read lock and with one
@@ -227,9 +226,9 @@ func (a *MemoryAuth) ProbeFacts(owner, prober stanza.JID) (blocked bool, sub Sub
 	if f := st.owners[o]; f != nil {
 		blocked = f.blocksJID(prober)
 		if c := prober.Bare().String(); c != o {
-			sub = f.roster[c]
+			sub = f.roster.get(c)
 		}
-		hidden = f.hidden
+		hidden = f.hidden()
 	}
 	st.mu.RUnlock()
 	return blocked, sub, hidden
@@ -247,16 +246,16 @@ func (a *MemoryAuth) Subscribers(owner stanza.JID, yield func(contact stanza.JID
 	st.mu.RLock()
 	var list []string
 	if f := st.owners[o]; f != nil {
-		list = make([]string, 0, len(f.roster))
-		for c, sub := range f.roster {
-			if sub.Visible() && !f.blocksBare(c) {
-				list = append(list, c)
+		// The roster is sorted by contact already (auth_roster.go), which
+		// makes the order the same on every engine.
+		list = make([]string, 0, f.roster.len())
+		for _, it := range f.roster.list {
+			if it.sub.Visible() && !f.blocksBare(it.contact) {
+				list = append(list, it.contact)
 			}
 		}
 	}
 	st.mu.RUnlock()
-	// Map order differs from run to run; the outputs must not.
-	slices.Sort(list)
 	for _, c := range list {
 		// The keys were normalised when stored, so Parse takes its fast
 		// path and shares c's memory.
@@ -272,15 +271,16 @@ func (a *MemoryAuth) Subscribers(owner stanza.JID, yield func(contact stanza.JID
 
 // blocksBare is blocksJID for a normalised bare JID given as text.
 func (f *ownerFacts) blocksBare(bare string) bool {
-	if len(f.blocks) == 0 {
+	blocks := f.blocks()
+	if len(blocks) == 0 {
 		return false
 	}
-	if _, ok := f.blocks[bare]; ok {
+	if _, ok := blocks[bare]; ok {
 		return true
 	}
 	// A localpart holds no '@' (RFC 7622 §3.3.1), so what follows the
 	// first one is the domain.
-	_, ok := f.blocks[bare[strings.IndexByte(bare, '@')+1:]]
+	_, ok := blocks[bare[strings.IndexByte(bare, '@')+1:]]
 	return ok
 }
 
@@ -308,34 +308,27 @@ func (a *MemoryAuth) update(owner string, change func(f *ownerFacts)) {
 // SetSubscription implements FactStore; SubNone removes the item.
 func (a *MemoryAuth) SetSubscription(owner, contact stanza.JID, sub Subscription) {
 	k := contact.Bare().String()
-	a.update(owner.Bare().String(), func(f *ownerFacts) {
-		if sub == SubNone {
-			delete(f.roster, k)
-			return
-		}
-		if f.roster == nil {
-			f.roster = make(map[string]Subscription)
-		}
-		f.roster[k] = sub
-	})
+	a.update(owner.Bare().String(), func(f *ownerFacts) { f.roster.set(k, sub) })
 }
 
 // SetBlocked implements FactStore.
 func (a *MemoryAuth) SetBlocked(owner, jid stanza.JID, blocked bool) {
 	k := jid.String()
 	a.update(owner.Bare().String(), func(f *ownerFacts) {
-		if !blocked {
-			delete(f.blocks, k)
-			return
-		}
-		if f.blocks == nil {
-			f.blocks = make(map[string]struct{})
-		}
-		f.blocks[k] = struct{}{}
+		f.setRare(func(r *rareFacts) {
+			if !blocked {
+				delete(r.blocks, k)
+				return
+			}
+			if r.blocks == nil {
+				r.blocks = make(map[string]struct{})
+			}
+			r.blocks[k] = struct{}{}
+		})
 	})
 }
 
 // SetHidden implements FactStore.
 func (a *MemoryAuth) SetHidden(owner stanza.JID, hidden bool) {
-	a.update(owner.Bare().String(), func(f *ownerFacts) { f.hidden = hidden })
+	a.update(owner.Bare().String(), func(f *ownerFacts) { f.setRare(func(r *rareFacts) { r.hidden = hidden }) })
 }

@@ -48,10 +48,20 @@ func (m *Machine) Snapshot(dst []byte) []byte {
 // union of its shards so that its snapshot equals a single Machine's.
 func appendSnapshot(dst []byte, last clock.Time, users map[string]*user, hosted map[string]*host) []byte {
 	start := len(dst)
+	dst = appendSnapshotHead(dst, last)
+	dst = appendTracked(dst, users, hosted)
+	return sealSnapshot(dst, start)
+}
+
+func appendSnapshotHead(dst []byte, last clock.Time) []byte {
 	dst = append(dst, snapshotMagic...)
 	dst = binary.AppendUvarint(dst, snapshotVersion)
-	dst = appendTime(dst, last)
-	dst = appendTracked(dst, users, hosted)
+	return appendTime(dst, last)
+}
+
+// sealSnapshot appends the checksum of the snapshot that starts at
+// dst[start].
+func sealSnapshot(dst []byte, start int) []byte {
 	return binary.BigEndian.AppendUint32(dst, crc32.Checksum(dst[start:], castagnoli))
 }
 
@@ -81,6 +91,19 @@ func (m *Machine) Restore(snapshot []byte) error {
 
 // decodeSnapshot checks a snapshot whole and decodes it.
 func decodeSnapshot(snapshot []byte) (users map[string]*user, hosted map[string]*host, last clock.Time, err error) {
+	parts, hosted, last, err := decodeSnapshotParts(snapshot, 1, nil)
+	if err != nil {
+		return nil, nil, 0, err
+	}
+	return parts[0], hosted, last, nil
+}
+
+// decodeSnapshotParts decodes a snapshot with its users split into n maps
+// by partOf (nil when n is 1), each presized, so that a Sharded restores
+// without growing maps or moving users between them. The users share one
+// allocation, and the records' bytes a few: a million users cost a few
+// dozen allocations besides their keys.
+func decodeSnapshotParts(snapshot []byte, n int, partOf func(string) int) (users []map[string]*user, hosted map[string]*host, last clock.Time, err error) {
 	if len(snapshot) < len(snapshotMagic)+4 {
 		return nil, nil, 0, corrupt("snapshot is truncated")
 	}
@@ -91,7 +114,7 @@ func decodeSnapshot(snapshot []byte) (users map[string]*user, hosted map[string]
 	if crc32.Checksum(body, castagnoli) != sum {
 		return nil, nil, 0, corrupt("snapshot checksum mismatch (truncated or damaged)")
 	}
-	d := decoder{b: body[len(snapshotMagic):]}
+	d := decoder{b: body[len(snapshotMagic):], arena: true}
 	if v := d.uvarint(); v != snapshotVersion {
 		if d.err != nil {
 			return nil, nil, 0, d.err
@@ -99,10 +122,23 @@ func decodeSnapshot(snapshot []byte) (users map[string]*user, hosted map[string]
 		return nil, nil, 0, corrupt("snapshot version is not 1")
 	}
 	last = d.time()
-	users = make(map[string]*user)
-	for n := d.count(); n > 0 && d.err == nil; n-- {
+	count := d.count()
+	if count > len(d.b)/4 { // a user takes at least 4 bytes
+		d.fail("user count larger than the data")
+	}
+	users = make([]map[string]*user, n)
+	for i := range users {
+		// Keys spread evenly over the parts, with some headroom.
+		users[i] = make(map[string]*user, count/n+count/n/16+8)
+	}
+	slab := make([]user, count)
+	for i := 0; i < count && d.err == nil; i++ {
 		k := d.jid(true)
-		u := &user{}
+		u := &slab[i]
+		part := users[0]
+		if partOf != nil {
+			part = users[partOf(k)]
+		}
 		for r := d.count(); r > 0 && d.err == nil; r-- {
 			res := d.resource()
 			if res.name == "" {
@@ -113,10 +149,10 @@ func decodeSnapshot(snapshot []byte) (users map[string]*user, hosted map[string]
 			u.avail = append(u.avail, res)
 		}
 		u.last = d.resource()
-		if _, dup := users[k]; dup {
+		if _, dup := part[k]; dup {
 			d.fail("user listed twice")
 		}
-		users[k] = u
+		part[k] = u
 	}
 	hosted = make(map[string]*host)
 	for n := d.count(); n > 0 && d.err == nil; n-- {
@@ -274,6 +310,13 @@ func corrupt(msg string) error { return withDetail(ErrCorrupt, msg) }
 type decoder struct {
 	b   []byte
 	err error
+	// arena, when set, makes records share chunks of memory (a snapshot
+	// has many), and resource names that repeat share one string and one
+	// check (most users have the same few).
+	arena     bool
+	chunk     []byte
+	lastName  string
+	nameValid bool
 }
 
 func (d *decoder) fail(msg string) {
@@ -335,6 +378,25 @@ func (d *decoder) bytes() []byte {
 
 func (d *decoder) string() string { return string(d.bytes()) }
 
+// decoderChunk is the size of the chunks records share with
+// decoder.arena: big enough to make allocations rare, small enough that a
+// chunk kept alive by one record wastes little.
+const decoderChunk = 64 << 10
+
+// clone copies b to memory of its own (with arena, a chunk shared with
+// other records, capped so that appending to it never reaches them).
+func (d *decoder) clone(b []byte) []byte {
+	if !d.arena || len(b) > decoderChunk/4 {
+		return append([]byte(nil), b...)
+	}
+	if len(b) > cap(d.chunk)-len(d.chunk) {
+		d.chunk = make([]byte, 0, decoderChunk)
+	}
+	start := len(d.chunk)
+	d.chunk = append(d.chunk, b...)
+	return d.chunk[start:len(d.chunk):len(d.chunk)]
+}
+
 // jid reads a JID key and checks it is normalised: a user's bare JID
 // (user) or a domain (not user).
 func (d *decoder) jid(user bool) string {
@@ -352,17 +414,23 @@ func (d *decoder) jid(user bool) string {
 
 func (d *decoder) resource() resource {
 	var r resource
-	r.name = d.string()
-	if d.err != nil || r.name == "" {
+	name := d.bytes()
+	if d.err != nil || len(name) == 0 {
 		return r
 	}
-	if j, err := stanza.Parse("x@y/" + r.name); err != nil || j.Resource() != r.name {
-		d.fail("bad resource " + r.name)
-		return r
+	if d.arena && d.nameValid && string(name) == d.lastName {
+		r.name = d.lastName
+	} else {
+		r.name = string(name)
+		if j, err := stanza.Parse("x@y/" + r.name); err != nil || j.Resource() != r.name {
+			d.fail("bad resource " + r.name)
+			return r
+		}
+		d.lastName, d.nameValid = r.name, true
 	}
 	r.rec.at = d.time()
 	idLen, attrLen := d.uvarint(), d.uvarint()
-	r.rec.blob = append([]byte(nil), d.bytes()...)
+	r.rec.blob = d.clone(d.bytes())
 	if d.err == nil && idLen+attrLen > uint64(len(r.rec.blob)) {
 		d.fail("record lengths exceed its data")
 	}

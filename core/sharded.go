@@ -24,6 +24,8 @@ type Sharded struct {
 	parsers   sync.Pool
 	limits    stanza.Limits
 	journalFn func(records [][]byte) error // see SetJournal
+	snapMu    sync.Mutex                   // one SnapshotCut at a time
+	snapUser  int                          // bytes per user of the last snapshot; under snapMu
 }
 
 // shardsPerProc is how many shards NewSharded makes per GOMAXPROCS
@@ -41,10 +43,13 @@ const shardsPerProc = 64
 type shard struct {
 	mu sync.Mutex
 	m  *Machine
-	// Pads the shard to a 64-byte cache line (mutex 8 bytes, pointer 8),
-	// so that two cores locking neighbouring shards do not contend for
-	// one line.
-	_ [64 - 16]byte
+	// snap, while not nil, waits for a copy of the shard's users (see
+	// SnapshotCut): whoever locks the shard next makes it.
+	snap *shardPart
+	// Pads the shard to a 64-byte cache line (mutex 8 bytes, pointers 8
+	// each), so that two cores locking neighbouring shards do not contend
+	// for one line.
+	_ [64 - 24]byte
 }
 
 // NewSharded returns a Sharded with n shards; n <= 0 means 64 shards per
@@ -149,7 +154,7 @@ func (s *Sharded) ClientInto(o *Outputs, now clock.Time, session stanza.JID, raw
 		return s.clientQuery(o, now, session, ps)
 	}
 	sh := s.shardOf(session.Bare().String())
-	sh.mu.Lock()
+	s.lock(sh)
 	m := sh.m
 	m.reset()
 	c, err := m.checkClient(session, &ps.pres)
@@ -170,7 +175,7 @@ func (s *Sharded) ClientInto(o *Outputs, now clock.Time, session stanza.JID, raw
 	}
 	p := &c.pending
 	th := s.shardOf(p.target.Bare().String())
-	th.mu.Lock()
+	s.lock(th)
 	defer th.mu.Unlock()
 	th.m.reset()
 	th.m.answer(p.from, p.target, p.id)
@@ -208,7 +213,7 @@ func (s *Sharded) ServerInto(o *Outputs, now clock.Time, raw []byte) error {
 		return err
 	}
 	sh := s.shardOf(to.Bare().String())
-	sh.mu.Lock()
+	s.lock(sh)
 	defer sh.mu.Unlock()
 	m := sh.m
 	m.reset()
@@ -242,7 +247,9 @@ func (s *Sharded) clientQuery(o *Outputs, now clock.Time, session stanza.JID, ps
 // target's shard, under its lock.
 func (s *Sharded) onTargetShard(o *Outputs, event string, to stanza.JID, answer func(m *Machine)) error {
 	sh := s.shardOf(to.Bare().String())
-	sh.mu.Lock()
+	// A query changes nothing a snapshot holds, but every shard lock goes
+	// through lock so that no path can overtake a pending snapshot copy.
+	s.lock(sh)
 	defer sh.mu.Unlock()
 	m := sh.m
 	m.reset()
@@ -270,7 +277,7 @@ func (s *Sharded) serverQuery(o *Outputs, now clock.Time, ps *parsed) error {
 // Close is Machine.Close, safe for concurrent use.
 func (s *Sharded) Close(now clock.Time, session stanza.JID) ([]Output, error) {
 	sh := s.shardOf(session.Bare().String())
-	sh.mu.Lock()
+	s.lock(sh)
 	defer sh.mu.Unlock()
 	out, err := sh.m.Close(now, session)
 	if err == nil {
@@ -296,7 +303,7 @@ func (s *Sharded) Down(now clock.Time, jid stanza.JID) ([]Output, error) {
 func (s *Sharded) all(f func(*Machine) ([]Output, error)) ([]Output, error) {
 	for i := range s.shards {
 		sh := &s.shards[i]
-		sh.mu.Lock()
+		s.lock(sh)
 		_, err := f(sh.m)
 		sh.mu.Unlock()
 		if err != nil {

@@ -48,7 +48,7 @@ func (s *Sharded) journaled(m *Machine) error {
 
 func (s *Sharded) lockAll() {
 	for i := range s.shards {
-		s.shards[i].mu.Lock()
+		s.lock(&s.shards[i])
 	}
 }
 
@@ -72,34 +72,16 @@ func maxShardTime(s *Sharded) clock.Time {
 // Snapshot is Machine.Snapshot over all shards: it encodes exactly what one
 // Machine fed the same inputs would. It holds every shard's lock while it
 // runs.
-func (s *Sharded) Snapshot(dst []byte) []byte {
-	s.lockAll()
-	defer s.unlockAll()
-	users := make(map[string]*user)
-	for i := range s.shards {
-		for k, v := range s.shards[i].m.users {
-			users[k] = v
-		}
-	}
-	m0 := s.shards[0].m
-	return appendSnapshot(dst, maxShardTime(s), users, m0.hosted)
-}
+func (s *Sharded) Snapshot(dst []byte) []byte { return s.SnapshotCut(dst, nil) }
 
 // Restore is Machine.Restore for a Sharded: the snapshot (from a Machine or
 // a Sharded with any number of shards) is checked whole, then each user
 // goes to its shard and every shard learns the hosted domains. On error
 // nothing changed.
 func (s *Sharded) Restore(snapshot []byte) error {
-	users, hosted, last, err := decodeSnapshot(snapshot)
+	parts, hosted, last, err := decodeSnapshotParts(snapshot, len(s.shards), s.shardIndex)
 	if err != nil {
 		return err
-	}
-	parts := make(map[*shard]map[string]*user, len(s.shards))
-	for i := range s.shards {
-		parts[&s.shards[i]] = make(map[string]*user)
-	}
-	for k, u := range users {
-		parts[s.shardOf(k)][k] = u
 	}
 	s.lockAll()
 	defer s.unlockAll()
@@ -110,7 +92,7 @@ func (s *Sharded) Restore(snapshot []byte) error {
 			c := *v
 			h[k] = &c
 		}
-		m.users, m.hosted, m.lastChange = parts[&s.shards[i]], h, last
+		m.users, m.hosted, m.lastChange = parts[i], h, last
 		m.buckets = make(map[string]*bucket)
 	}
 	return nil
@@ -127,7 +109,7 @@ func (s *Sharded) ApplyRecord(rec []byte) error {
 			return d.err
 		}
 		sh := s.shardOf(bare)
-		sh.mu.Lock()
+		s.lock(sh)
 		defer sh.mu.Unlock()
 		return sh.m.ApplyRecord(rec)
 	}
@@ -135,7 +117,7 @@ func (s *Sharded) ApplyRecord(rec []byte) error {
 	// the same way, so it fails on the first or on none.
 	for i := range s.shards {
 		sh := &s.shards[i]
-		sh.mu.Lock()
+		s.lock(sh)
 		err := sh.m.ApplyRecord(rec)
 		sh.mu.Unlock()
 		if err != nil {

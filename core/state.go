@@ -50,14 +50,21 @@ func appendState(dst []byte, limit RateLimit, users map[string]*user, hosted map
 func appendTracked(dst []byte, users map[string]*user, hosted map[string]*host) []byte {
 	dst = binary.AppendUvarint(dst, uint64(len(users)))
 	for _, k := range sortedKeys(users) {
-		u := users[k]
-		dst = appendString(dst, k)
-		dst = binary.AppendUvarint(dst, uint64(len(u.avail)))
-		for i := range u.avail {
-			dst = appendResource(dst, &u.avail[i])
-		}
-		dst = appendResource(dst, &u.last)
+		dst = appendUser(dst, k, users[k])
 	}
+	return appendHosts(dst, hosted)
+}
+
+func appendUser(dst []byte, k string, u *user) []byte {
+	dst = appendString(dst, k)
+	dst = binary.AppendUvarint(dst, uint64(len(u.avail)))
+	for i := range u.avail {
+		dst = appendResource(dst, &u.avail[i])
+	}
+	return appendResource(dst, &u.last)
+}
+
+func appendHosts(dst []byte, hosted map[string]*host) []byte {
 	dst = binary.AppendUvarint(dst, uint64(len(hosted)))
 	for _, k := range sortedKeys(hosted) {
 		dst = appendHost(dst, k, hosted[k])

@@ -30,6 +30,9 @@ func TestMain(m *testing.M) {
 	if dir := os.Getenv(childEnv); dir != "" {
 		os.Exit(child(dir))
 	}
+	if dir := os.Getenv(shardedChildEnv); dir != "" {
+		os.Exit(shardedChild(dir))
+	}
 	os.Exit(m.Run())
 }
 
@@ -85,26 +88,7 @@ func TestKillMidStream(t *testing.T) {
 		now = evs[len(evs)-1].Now
 		killAt := 30 + r.IntN(120)
 
-		cmd := exec.Command(exe, "-test.run=^$")
-		cmd.Env = append(os.Environ(), childEnv+"="+dir)
-		cmd.Stderr = os.Stderr
-		stdin, err := cmd.StdinPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		stdout, err := cmd.StdoutPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		lines := bufio.NewScanner(stdout)
-		if !lines.Scan() || lines.Text() != "ready" {
-			cmd.Process.Kill()
-			cmd.Wait()
-			t.Fatalf("round %d: child did not start: %q", round, lines.Text())
-		}
+		cmd, stdin, lines := startChild(t, round, exe, childEnv, dir)
 		// Stream every event without waiting, so that several are in
 		// flight when the kill comes.
 		sent := make(chan int, 1)
@@ -131,15 +115,10 @@ func TestKillMidStream(t *testing.T) {
 		if acked < killAt {
 			t.Fatalf("round %d: child stopped after %d acks", round, acked)
 		}
-		if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
-			t.Fatal(err)
-		}
-		stdin.Close()
-		io.Copy(io.Discard, stdout)
-		werr := cmd.Wait()
-		if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
-			t.Fatalf("round %d: child was not killed by SIGKILL: %v", round, werr)
-		}
+		killChild(t, round, cmd, stdin, func() {
+			for lines.Scan() {
+			}
+		})
 		inFlight := <-sent - acked
 
 		d, err := Open(dir, testConfig, Options{})
@@ -172,6 +151,48 @@ func TestKillMidStream(t *testing.T) {
 		if err := d.Shutdown(); err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// startChild starts this test binary as the child of a kill test (env set
+// to dir) and waits until it says it is ready.
+func startChild(t *testing.T, round int, exe, env, dir string) (*exec.Cmd, io.WriteCloser, *bufio.Scanner) {
+	t.Helper()
+	cmd := exec.Command(exe, "-test.run=^$")
+	cmd.Env = append(os.Environ(), env+"="+dir)
+	cmd.Stderr = os.Stderr
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	lines := bufio.NewScanner(stdout)
+	if !lines.Scan() || lines.Text() != "ready" {
+		cmd.Process.Kill()
+		cmd.Wait()
+		t.Fatalf("round %d: child did not start: %q", round, lines.Text())
+	}
+	return cmd, stdin, lines
+}
+
+// killChild SIGKILLs the child, reads what it wrote before it died (drain
+// reads its stdout to the end) and checks that the kill is what ended it.
+func killChild(t *testing.T, round int, cmd *exec.Cmd, stdin io.Closer, drain func()) {
+	t.Helper()
+	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	stdin.Close()
+	drain()
+	werr := cmd.Wait()
+	if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
+		t.Fatalf("round %d: child was not killed by SIGKILL: %v", round, werr)
 	}
 }
 

@@ -66,6 +66,13 @@
 // start-up replay time and memory, since Open reads the journal whole)
 // against how often that happens.
 //
+// # Concurrent servers
+//
+// OpenSharded gives the same store for a core.Sharded: a ShardedDurable is
+// safe for concurrent use, and concurrent callers share fsyncs (group
+// commit) instead of ManualSync. Its directory has the same format, so a
+// store written by either opens in the other.
+//
 // What is not stored: roster, blocking and opt-out facts (the host's own
 // storage holds them; feed them again after Open), and probe rate-limit
 // buckets (they belong to sessions, which do not survive a restart).
@@ -148,50 +155,76 @@ type Recovery struct {
 // Durable is a core.Machine whose durable state lives in a directory. Like
 // a Machine it is not safe for concurrent use.
 type Durable struct {
-	m        *core.Machine
+	dirStore
+	m       *core.Machine
+	pending []byte // frames not yet written (ManualSync)
+	err     error
+}
+
+// dirStore is the directory of a store, shared by Durable and
+// ShardedDurable: the lock, the snapshot file, the current journal and the
+// recovery at Open. It does not know when to write; its owner does.
+type dirStore struct {
 	dir      string
 	opts     Options
 	lock     *os.File
 	journal  *os.File
 	gen      uint64
-	records  int    // records in the current journal, written or pending
-	size     int    // bytes in the current journal, written or pending
-	pending  []byte // frames not yet written (ManualSync)
-	err      error
+	records  int // records in the current journal, written or pending
+	size     int // bytes in the current journal, written or pending
 	recovery Recovery
+}
+
+// engine is what loading a store needs of the machine behind it:
+// core.Machine and core.Sharded both have it.
+type engine interface {
+	Restore(snapshot []byte) error
+	ApplyRecord(rec []byte) error
+	Restarted() int
 }
 
 // Open opens (creating it if needed) the store in dir and returns a
 // Durable running a machine made with cfg, holding the state the store
 // kept. cfg.Journal is set for you.
 func Open(dir string, cfg core.Config, opts Options) (*Durable, error) {
+	cfg.Journal = true
+	m, err := core.New(cfg)
+	if err != nil {
+		return nil, err
+	}
+	ds, err := openDir(dir, opts)
+	if err != nil {
+		return nil, err
+	}
+	d := &Durable{dirStore: ds, m: m}
+	if err := d.load(m, d.compact); err != nil {
+		d.lock.Close()
+		return nil, err
+	}
+	return d, nil
+}
+
+// openDir fills in opts' defaults, creates dir if needed and locks it.
+func openDir(dir string, opts Options) (dirStore, error) {
 	if opts.CompactEvery <= 0 {
 		opts.CompactEvery = DefaultCompactEvery
 	}
 	if opts.CompactBytes <= 0 {
 		opts.CompactBytes = DefaultCompactBytes
 	}
-	cfg.Journal = true
-	m, err := core.New(cfg)
-	if err != nil {
-		return nil, err
-	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("store: %w", err)
+		return dirStore{}, fmt.Errorf("store: %w", err)
 	}
 	lock, err := lockDir(filepath.Join(dir, lockName))
 	if err != nil {
-		return nil, err
+		return dirStore{}, err
 	}
-	d := &Durable{m: m, dir: dir, opts: opts, lock: lock}
-	if err := d.load(); err != nil {
-		lock.Close()
-		return nil, err
-	}
-	return d, nil
+	return dirStore{dir: dir, opts: opts, lock: lock}, nil
 }
 
-func (d *Durable) load() error {
+// load reads the snapshot and journal into m, applies the restart rule
+// and calls compact, which must write m's state as a new generation.
+func (d *dirStore) load(m engine, compact func() error) error {
 	os.Remove(filepath.Join(d.dir, tmpName))
 	journals, err := d.journals()
 	if err != nil {
@@ -207,18 +240,18 @@ func (d *Durable) load() error {
 	case err != nil:
 		return fmt.Errorf("store: %w", err)
 	default:
-		gen, err := d.readSnapshot(b)
+		gen, err := readSnapshot(m, b)
 		if err != nil {
 			return fmt.Errorf("store: %s: %w", snapPath, err)
 		}
 		d.gen = gen
 		d.recovery.Generation = gen
-		if err := d.replay(filepath.Join(d.dir, journalName(gen))); err != nil {
+		if err := d.replay(m, filepath.Join(d.dir, journalName(gen))); err != nil {
 			return err
 		}
 	}
-	d.recovery.TookOffline = d.m.Restarted()
-	if err := d.compact(); err != nil {
+	d.recovery.TookOffline = m.Restarted()
+	if err := compact(); err != nil {
 		return err
 	}
 	// Journals of other generations are left over from a compaction that
@@ -231,7 +264,7 @@ func (d *Durable) load() error {
 	return nil
 }
 
-func (d *Durable) journals() ([]string, error) {
+func (d *dirStore) journals() ([]string, error) {
 	entries, err := os.ReadDir(d.dir)
 	if err != nil {
 		return nil, fmt.Errorf("store: %w", err)
@@ -249,9 +282,9 @@ func journalName(gen uint64) string { return fmt.Sprintf("%s%016x", journalPrefi
 
 func withMsg(err error, msg string) error { return fmt.Errorf("%w: %s", err, msg) }
 
-// readSnapshot checks the store's snapshot file and restores the machine
-// from it, all or nothing.
-func (d *Durable) readSnapshot(b []byte) (uint64, error) {
+// readSnapshot checks the store's snapshot file and restores m from it,
+// all or nothing.
+func readSnapshot(m engine, b []byte) (uint64, error) {
 	if len(b) < headerLen+4 {
 		return 0, withMsg(core.ErrCorrupt, "snapshot file is truncated ("+strconv.Itoa(len(b))+" bytes)")
 	}
@@ -263,14 +296,14 @@ func (d *Durable) readSnapshot(b []byte) (uint64, error) {
 		return 0, withMsg(core.ErrCorrupt, "snapshot file checksum mismatch (truncated or damaged)")
 	}
 	gen := binary.BigEndian.Uint64(b[len(fileMagic):headerLen])
-	if err := d.m.Restore(body[headerLen:]); err != nil {
+	if err := m.Restore(body[headerLen:]); err != nil {
 		return 0, err
 	}
 	return gen, nil
 }
 
-// replay applies the intact frames of the journal at path.
-func (d *Durable) replay(path string) error {
+// replay applies the intact frames of the journal at path to m.
+func (d *dirStore) replay(m engine, path string) error {
 	b, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil // a crash between the snapshot's rename and the journal's creation
@@ -304,7 +337,7 @@ func (d *Durable) replay(path string) error {
 			}
 			return fmt.Errorf("store: %s at byte %d: %w", path, off, withMsg(core.ErrCorrupt, "journal frame fails its checksum and is not the last one"))
 		}
-		if err := d.m.ApplyRecord(rec); err != nil {
+		if err := m.ApplyRecord(rec); err != nil {
 			return fmt.Errorf("store: %s at byte %d: %w", path, off, err)
 		}
 		d.recovery.Records++
@@ -323,7 +356,7 @@ func allZero(b []byte) bool {
 }
 
 // Recovery reports what Open found on disk.
-func (d *Durable) Recovery() Recovery { return d.recovery }
+func (d *dirStore) Recovery() Recovery { return d.recovery }
 
 // Machine returns the machine, for reading (AppendState, Snapshot) and for
 // the roster, blocking, opt-out and limit facts the store does not keep.
@@ -411,11 +444,7 @@ func (d *Durable) persist(out []core.Output, err error) ([]core.Output, error) {
 		return out, nil
 	}
 	n := len(d.pending)
-	for _, r := range recs {
-		d.pending = binary.BigEndian.AppendUint32(d.pending, uint32(len(r)))
-		d.pending = binary.BigEndian.AppendUint32(d.pending, crc32.Checksum(r, castagnoli))
-		d.pending = append(d.pending, r...)
-	}
+	d.pending = appendFrames(d.pending, recs)
 	d.records += len(recs)
 	d.size += len(d.pending) - n
 	if d.records >= d.opts.CompactEvery || d.size >= d.opts.CompactBytes {
@@ -467,36 +496,61 @@ func (d *Durable) Compact() error {
 }
 
 func (d *Durable) compact() error {
-	gen := d.gen + 1
+	b := d.m.Snapshot(snapshotHeader(d.gen + 1))
+	if err := d.install(b); err != nil {
+		return d.fail(err)
+	}
+	d.pending = d.pending[:0]
+	return nil
+}
+
+// appendFrames appends recs to dst as journal frames.
+func appendFrames(dst []byte, recs [][]byte) []byte {
+	for _, r := range recs {
+		dst = binary.BigEndian.AppendUint32(dst, uint32(len(r)))
+		dst = binary.BigEndian.AppendUint32(dst, crc32.Checksum(r, castagnoli))
+		dst = append(dst, r...)
+	}
+	return dst
+}
+
+// snapshotHeader starts a snapshot file of generation gen; the machine's
+// snapshot follows it.
+func snapshotHeader(gen uint64) []byte {
 	b := append(make([]byte, 0, 4096), fileMagic...)
-	b = binary.BigEndian.AppendUint64(b, gen)
-	b = d.m.Snapshot(b)
+	return binary.BigEndian.AppendUint64(b, gen)
+}
+
+// install makes b (snapshotHeader(d.gen+1) and the machine's snapshot) the
+// store's snapshot and starts its empty journal, deleting the old one.
+func (d *dirStore) install(b []byte) error {
+	gen := d.gen + 1
 	b = binary.BigEndian.AppendUint32(b, crc32.Checksum(b, castagnoli))
 	tmp := filepath.Join(d.dir, tmpName)
 	if err := writeFileSync(tmp, b); err != nil {
-		return d.fail(err)
+		return err
 	}
 	if err := os.Rename(tmp, filepath.Join(d.dir, snapshotName)); err != nil {
-		return d.fail(err)
+		return err
 	}
 	if err := syncDir(d.dir); err != nil {
-		return d.fail(err)
+		return err
 	}
 	// From here the new snapshot is what Open loads; its journal may be
 	// missing until created, which Open takes as empty.
 	j, err := os.OpenFile(filepath.Join(d.dir, journalName(gen)), os.O_WRONLY|os.O_CREATE|os.O_TRUNC|os.O_APPEND, 0o600)
 	if err != nil {
-		return d.fail(err)
+		return err
 	}
 	if err := syncDir(d.dir); err != nil {
 		j.Close()
-		return d.fail(err)
+		return err
 	}
 	if d.journal != nil {
 		d.journal.Close()
 		os.Remove(filepath.Join(d.dir, journalName(d.gen)))
 	}
-	d.journal, d.gen, d.records, d.size, d.pending = j, gen, 0, 0, d.pending[:0]
+	d.journal, d.gen, d.records, d.size = j, gen, 0, 0
 	return nil
 }
 

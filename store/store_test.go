@@ -193,18 +193,25 @@ func journalFile(t *testing.T, dir string) string {
 func storeWith(t *testing.T, n int) (string, []event, []int64) {
 	dir := t.TempDir()
 	d := open(t, dir, Options{CompactEvery: 1 << 30})
+	evs, sizes := journalSizes(t, dir, d, n)
+	d.crash()
+	return dir, evs, sizes
+}
+
+// journalSizes runs n events on m, a store in dir that does not compact,
+// and returns them with the byte length of the journal after each.
+func journalSizes(t *testing.T, dir string, m machine, n int) ([]event, []int64) {
 	evs := genEvents(rand.New(rand.NewPCG(7, 7)), clock.Epoch2000, n)
 	var sizes []int64
 	for _, e := range evs {
-		apply(d, e)
+		apply(m, e)
 		fi, err := os.Stat(journalFile(t, dir))
 		if err != nil {
 			t.Fatal(err)
 		}
 		sizes = append(sizes, fi.Size())
 	}
-	d.crash()
-	return dir, evs, sizes
+	return evs, sizes
 }
 
 func refAfter(t *testing.T, evs []event) *core.Machine {
@@ -403,17 +410,24 @@ func TestCompactBytes(t *testing.T) {
 	dir := t.TempDir()
 	d := open(t, dir, Options{CompactBytes: 1000})
 	defer d.Shutdown()
+	checkCompactBytes(t, dir, d, &d.dirStore)
+}
+
+// checkCompactBytes feeds m, a store in dir opened with CompactBytes 1000,
+// changes until it must have compacted, and checks that the journal never
+// reached 1000 bytes.
+func checkCompactBytes(t *testing.T, dir string, m machine, ds *dirStore) {
 	romeo := stanza.MustParse("romeo@montague.com/balcony")
-	gen := d.gen
+	gen := ds.gen
 	for i := 0; i < 40; i++ {
-		if _, err := d.Client(clock.Epoch2000, romeo, []byte(fmt.Sprintf(`<presence><status>%d %s</status></presence>`, i, strings.Repeat("x", 100)))); err != nil {
+		if _, err := m.Client(clock.Epoch2000, romeo, []byte(fmt.Sprintf(`<presence><status>%d %s</status></presence>`, i, strings.Repeat("x", 100)))); err != nil {
 			t.Fatal(err)
 		}
 		if fi, _ := os.Stat(journalFile(t, dir)); fi.Size() >= 1000 {
 			t.Fatalf("journal grew to %d bytes past CompactBytes", fi.Size())
 		}
 	}
-	if d.gen == gen {
+	if ds.gen == gen {
 		t.Error("never compacted")
 	}
 }
