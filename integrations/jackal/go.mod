@@ -4,6 +4,7 @@ go 1.26.0
 
 require (
 	github.com/go-kit/log v0.2.0
+	github.com/google/go-cmp v0.7.0
 	github.com/jackal-xmpp/stravaganza v1.5.0
 	github.com/kkyr/fig v0.2.0
 	github.com/lastseen-xmpp/lastseen v0.0.0
