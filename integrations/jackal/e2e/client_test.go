@@ -46,9 +46,25 @@ func (n node) child(local, space string) (node, bool) {
 	return node{}, false
 }
 
+// String is n as XML, for messages.
 func (n node) String() string {
-	b, _ := xml.Marshal(n)
+	b, _ := xml.Marshal(n.withoutXMLNS())
 	return string(b)
+}
+
+// withoutXMLNS drops the xmlns attributes decoding kept beside XMLName, so
+// that marshalling does not declare each namespace twice.
+func (n node) withoutXMLNS() node {
+	out := node{XMLName: n.XMLName, Text: n.Text}
+	for _, a := range n.Attrs {
+		if a.Name.Local != "xmlns" || a.Name.Space != "" {
+			out.Attrs = append(out.Attrs, a)
+		}
+	}
+	for _, c := range n.Nodes {
+		out.Nodes = append(out.Nodes, c.withoutXMLNS())
+	}
+	return out
 }
 
 // client is one XMPP session of mellium.im/xmpp against the server under
@@ -233,6 +249,9 @@ func (c *client) probe(to, id, domain string) []node {
 				continue
 			}
 			if n.attr("id") == marker {
+				for _, g := range got {
+					c.t.Logf("%s got %s", c.jid, g)
+				}
 				return got
 			}
 			if n.attr("to") == c.jid {

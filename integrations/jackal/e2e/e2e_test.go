@@ -199,6 +199,7 @@ func TestJackal(t *testing.T) {
 		n := c.waitFor("reply to the domain probe", func(n node) bool {
 			return n.XMLName.Local == "presence" && n.attr("id") == "dom"
 		})
+		t.Logf("%s got %s", c.jid, n)
 		if n.attr("from") != domain || n.attr("type") != "" {
 			t.Fatalf("want available presence from %s, got %s", domain, n)
 		}
@@ -236,6 +237,9 @@ func TestJackal(t *testing.T) {
 					continue
 				}
 				answered[id] = true
+				if p.attr("type") == "error" && violations == 0 {
+					t.Logf("%s got %s", c.jid, p)
+				}
 				if p.attr("type") == "error" {
 					e, _ := p.child("error", "")
 					if _, ok := e.child("policy-violation", nsStanza); ok {
