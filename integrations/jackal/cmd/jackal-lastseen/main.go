@@ -170,47 +170,51 @@ type deps struct {
 	logger  kitlog.Logger
 }
 
-// jackalModules builds jackal's own modules by name: the same set and
-// defaults as jackal's module table.
-var jackalModules = map[string]func(d *deps) module.Module{
-	roster.ModuleName: func(d *deps) module.Module {
-		return roster.New(d.router, d.hosts, d.resMng, d.rep, d.hk, d.logger)
-	},
-	offline.ModuleName: func(d *deps) module.Module {
-		return offline.New(d.cfg.Modules.Offline, d.router, d.hosts, d.rep, d.hk, d.logger)
-	},
-	xep0012.ModuleName: func(d *deps) module.Module {
-		return xep0012.New(d.router, d.hosts, d.resMng, d.rep, d.hk, d.logger)
-	},
-	xep0030.ModuleName: func(d *deps) module.Module {
-		return xep0030.New(d.router, d.comps, d.rep, d.resMng, d.hk, d.logger)
-	},
-	xep0049.ModuleName: func(d *deps) module.Module { return xep0049.New(d.router, d.rep, d.hk, d.logger) },
-	xep0054.ModuleName: func(d *deps) module.Module { return xep0054.New(d.router, d.rep, d.hk, d.logger) },
-	xep0092.ModuleName: func(d *deps) module.Module { return xep0092.New(d.cfg.Modules.Version, d.router, d.logger) },
-	xep0115.ModuleName: func(d *deps) module.Module { return xep0115.New(d.router, d.rep, d.hk, d.logger) },
-	xep0191.ModuleName: func(d *deps) module.Module {
-		return xep0191.New(d.router, d.hosts, d.resMng, d.rep, d.hk, d.logger)
-	},
-	xep0198.ModuleName: func(d *deps) module.Module {
-		return xep0198.New(d.cfg.Modules.Stream, streamqueue.NewQueueMap(), d.connMng, d.router, d.hosts, d.resMng, d.hk, d.logger)
-	},
-	xep0199.ModuleName: func(d *deps) module.Module { return xep0199.New(d.cfg.Modules.Ping, d.router, d.hk, d.logger) },
-	xep0202.ModuleName: func(d *deps) module.Module { return xep0202.New(d.router, d.logger) },
-	xep0280.ModuleName: func(d *deps) module.Module {
-		return xep0280.New(d.router, d.hosts, d.resMng, d.hk, d.logger)
-	},
-	xep0313.ModuleName: func(d *deps) module.Module {
-		return xep0313.New(d.cfg.Modules.Mam, d.router, d.hosts, d.rep, d.hk, d.logger)
-	},
+// jackalModule builds one of jackal's own modules by name, with the same
+// arguments as jackal's module table; ok is false for an unknown name.
+func jackalModule(name string, d *deps) (m module.Module, ok bool) {
+	switch name {
+	case roster.ModuleName:
+		return roster.New(d.router, d.hosts, d.resMng, d.rep, d.hk, d.logger), true
+	case offline.ModuleName:
+		return offline.New(d.cfg.Modules.Offline, d.router, d.hosts, d.rep, d.hk, d.logger), true
+	case xep0012.ModuleName:
+		return xep0012.New(d.router, d.hosts, d.resMng, d.rep, d.hk, d.logger), true
+	case xep0030.ModuleName:
+		return xep0030.New(d.router, d.comps, d.rep, d.resMng, d.hk, d.logger), true
+	case xep0049.ModuleName:
+		return xep0049.New(d.router, d.rep, d.hk, d.logger), true
+	case xep0054.ModuleName:
+		return xep0054.New(d.router, d.rep, d.hk, d.logger), true
+	case xep0092.ModuleName:
+		return xep0092.New(d.cfg.Modules.Version, d.router, d.logger), true
+	case xep0115.ModuleName:
+		return xep0115.New(d.router, d.rep, d.hk, d.logger), true
+	case xep0191.ModuleName:
+		return xep0191.New(d.router, d.hosts, d.resMng, d.rep, d.hk, d.logger), true
+	case xep0198.ModuleName:
+		return xep0198.New(d.cfg.Modules.Stream, streamqueue.NewQueueMap(), d.connMng, d.router, d.hosts, d.resMng, d.hk, d.logger), true
+	case xep0199.ModuleName:
+		return xep0199.New(d.cfg.Modules.Ping, d.router, d.hk, d.logger), true
+	case xep0202.ModuleName:
+		return xep0202.New(d.router, d.logger), true
+	case xep0280.ModuleName:
+		return xep0280.New(d.router, d.hosts, d.resMng, d.hk, d.logger), true
+	case xep0313.ModuleName:
+		return xep0313.New(d.cfg.Modules.Mam, d.router, d.hosts, d.rep, d.hk, d.logger), true
+	}
+	return nil, false
 }
 
-// defaultModules is jackal's default module list.
-var defaultModules = []string{
-	roster.ModuleName, offline.ModuleName, xep0012.ModuleName, xep0030.ModuleName,
-	xep0049.ModuleName, xep0054.ModuleName, xep0092.ModuleName, xep0115.ModuleName,
-	xep0191.ModuleName, xep0198.ModuleName, xep0199.ModuleName, xep0280.ModuleName,
-	xep0313.ModuleName,
+// defaultModules returns jackal's default module list (all of the above but
+// XEP-0202, as in jackal).
+func defaultModules() []string {
+	return []string{
+		roster.ModuleName, offline.ModuleName, xep0012.ModuleName, xep0030.ModuleName,
+		xep0049.ModuleName, xep0054.ModuleName, xep0092.ModuleName, xep0115.ModuleName,
+		xep0191.ModuleName, xep0198.ModuleName, xep0199.ModuleName, xep0280.ModuleName,
+		xep0313.ModuleName,
+	}
 }
 
 // newEngine builds the presence machine the configuration asks for.
@@ -280,17 +284,17 @@ func assemble(cfg *jackal.Config, lcfg *Config, logger kitlog.Logger) (*server, 
 	mods := []module.Module{lsjackal.New(eng, domains, rt, hk, nil, logger)}
 	enabled := cfg.Modules.Enabled
 	if len(enabled) == 0 {
-		enabled = defaultModules
+		enabled = defaultModules()
 	}
 	for _, name := range enabled {
 		if name == lsjackal.ModuleName {
 			continue // always on, and first
 		}
-		mk, ok := jackalModules[name]
+		m, ok := jackalModule(name, d)
 		if !ok {
 			return nil, fmt.Errorf("unknown module %q", name)
 		}
-		mods = append(mods, mk(d))
+		mods = append(mods, m)
 	}
 	mm := module.NewModules(mods, hosts, rt, hk, logger)
 	srv.add(mm)
