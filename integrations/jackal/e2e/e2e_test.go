@@ -87,6 +87,25 @@ func subscribe(t *testing.T, from, to *client, fromBare, toBare string) {
 	t.Fatalf("%s never got %s as a subscriber", toBare, fromBare)
 }
 
+// probeUntil probes to from a fresh session of user (each has its own
+// probe allowance) until done accepts the replies or tries sessions have
+// tried, 200 ms apart, and returns the last replies. It is for state that
+// another stream changed: the server processes each stream on its own.
+func probeUntil(t *testing.T, srv *server, user, to, id string, tries int, done func([]node) bool) []node {
+	t.Helper()
+	var got []node
+	for i := range tries {
+		c := dial(t, srv, user, fmt.Sprintf("%s-%d", id, i))
+		got = c.probe(to, id, srv.domain)
+		c.close()
+		if done(got) {
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	return got
+}
+
 func TestJackal(t *testing.T) {
 	b := prerequisites(t)
 	started := time.Now()
@@ -127,16 +146,7 @@ func TestJackal(t *testing.T) {
 		bobB.send("<presence><status>also</status></presence>")
 		// The second resource's presence is processed on its own stream:
 		// probe until both resources answer, at most 5 times.
-		var got []node
-		for i := range 5 {
-			c := dial(t, srv, "alice", fmt.Sprintf("online-%d", i))
-			got = c.probe(bob, "online", domain)
-			c.close()
-			if len(got) >= 2 {
-				break
-			}
-			time.Sleep(200 * time.Millisecond)
-		}
+		got := probeUntil(t, srv, "alice", bob, "online", 5, func(got []node) bool { return len(got) >= 2 })
 		froms := map[string]bool{}
 		for _, n := range got {
 			if n.attr("type") != "" {
@@ -169,16 +179,10 @@ func TestJackal(t *testing.T) {
 		// still see it as broadcast presence.
 		before := time.Now()
 		bobA.send("<presence type='unavailable'><status>gone fishing</status></presence>")
-		var got []node
-		for i := range 20 {
-			c := dial(t, srv, "alice", fmt.Sprintf("offline-%d", i))
-			got = c.probe(bob, "offline", domain)
-			c.close()
-			if len(got) == 1 && got[0].attr("type") == "unavailable" {
-				break
-			}
-			time.Sleep(200 * time.Millisecond)
-		}
+		// The killed session's end reaches the server asynchronously.
+		got := probeUntil(t, srv, "alice", bob, "offline", 20, func(got []node) bool {
+			return len(got) == 1 && got[0].attr("type") == "unavailable"
+		})
 		if len(got) != 1 || got[0].attr("type") != "unavailable" || got[0].attr("from") != bob {
 			t.Fatalf("want one unavailable presence from %s, got %v", bob, got)
 		}
