@@ -200,17 +200,19 @@ function M.wasm_path()
   error("lastseen: lastseen.wasm not found beside lastseen.lua nor in ../../wasm; set LASTSEEN_WASM", 2)
 end
 
---- compile compiles a module once, for MachineOptions.wasm: from a path, or
---- from the module's bytes when bytes is true. Compiling takes about two
---- seconds; share the result among machines.
-function M.compile(source, bytes)
+--- compile compiles a module once, for the wasm option of new: from a
+--- path (default: wasm_path()), or from the module's bytes when bytes is
+--- true. With quiet, the text of a guest's fatal runtime error is dropped
+--- rather than written to stderr. Compiling takes two to four seconds;
+--- share the result among machines.
+function M.compile(source, bytes, quiet)
   local b = source
   if not bytes then
     local err
     b, err = read_file(source or M.wasm_path())
     if not b then error("lastseen: " .. err, 2) end
   end
-  local mod, err = core.compile(b)
+  local mod, err = core.compile(b, quiet)
   if not mod then error(new_error("ABI", err), 2) end
   return mod
 end

@@ -40,6 +40,7 @@ typedef struct {
   wasm_engine_t *engine;
   wasmtime_module_t *module;
   wasmtime_linker_t *linker;
+  int quiet; /* drop what the guest writes (a fatal runtime error's text) */
 } lmodule;
 
 typedef struct {
@@ -151,7 +152,8 @@ static wasm_trap_t *w_random_get(void *env, wasmtime_caller_t *caller, const was
 }
 
 static wasm_trap_t *w_fd_write(void *env, wasmtime_caller_t *caller, const wasmtime_val_t *args, size_t nargs, wasmtime_val_t *results, size_t nresults) {
-  /* Only a fatal runtime error writes (to fd 2): pass it to our stderr. */
+  /* Only a fatal runtime error writes (to fd 2): pass it to our stderr, unless quiet. */
+  const lmodule *mod = env;
   size_t size;
   uint8_t *m = guest_mem(caller, &size);
   uint32_t iovs = ARG(1), n = ARG(2), nwritten = ARG(3), total = 0;
@@ -159,7 +161,7 @@ static wasm_trap_t *w_fd_write(void *env, wasmtime_caller_t *caller, const wasmt
   for (uint32_t i = 0; i < n; i++) {
     uint32_t p = get32(m + iovs + 8 * i), len = get32(m + iovs + 8 * i + 4);
     if (!IN_BOUNDS(p, len, size)) return bad_pointer();
-    if (len > 0 && write(2, m + p, len) < 0) { /* nowhere to report it: the count still says written */ }
+    if (len > 0 && !mod->quiet && write(2, m + p, len) < 0) { /* nowhere to report it: the count still says written */ }
     total += len;
   }
   put32(m + nwritten, total);
@@ -242,7 +244,7 @@ static const char *define_imports(lmodule *m, char *why, size_t whylen) {
       fail = why;
       break;
     }
-    wasmtime_error_t *err = wasmtime_linker_define_func(m->linker, mod->data, mod->size, name->data, name->size, ft, fn, NULL, NULL);
+    wasmtime_error_t *err = wasmtime_linker_define_func(m->linker, mod->data, mod->size, name->data, name->size, ft, fn, m, NULL);
     if (err != NULL) {
       wasm_byte_vec_t v;
       wasmtime_error_message(err, &v);
@@ -256,12 +258,18 @@ static const char *define_imports(lmodule *m, char *why, size_t whylen) {
   return fail;
 }
 
-/* core.compile(wasm_bytes) -> module | nil, message */
+/*
+ * core.compile(wasm_bytes[, quiet]) -> module | nil, message. With quiet,
+ * the text of a guest's fatal runtime error is dropped, not written to
+ * stderr (the trap's message still says what happened).
+ */
 static int l_compile(lua_State *L) {
   size_t len;
   const char *bytes = luaL_checklstring(L, 1, &len);
+  int quiet = lua_toboolean(L, 2);
   lmodule *m = lua_newuserdatauv(L, sizeof *m, 0);
   memset(m, 0, sizeof *m);
+  m->quiet = quiet;
   luaL_setmetatable(L, MODULE_MT);
   m->engine = wasm_engine_new();
   wasmtime_error_t *err = wasmtime_module_new(m->engine, (const uint8_t *)bytes, len, &m->module);
