@@ -523,24 +523,24 @@ static int l_memory_size(lua_State *L) {
   return 1;
 }
 
+/* new_class registers a userdata metatable with a finalizer and methods. */
+static void new_class(lua_State *L, const char *name, lua_CFunction gc, const luaL_Reg *methods) {
+  luaL_newmetatable(L, name);
+  lua_pushcfunction(L, gc);
+  lua_setfield(L, -2, "__gc");
+  lua_newtable(L);
+  luaL_setfuncs(L, methods, 0);
+  lua_setfield(L, -2, "__index");
+  lua_pop(L, 1);
+}
+
 int luaopen_lastseen_core(lua_State *L) {
   static const luaL_Reg module_methods[] = {{"instantiate", l_instantiate}, {NULL, NULL}};
   static const luaL_Reg instance_methods[] = {{"step", l_step}, {"abi_version", l_abi_version}, {"live", l_live}, {"close", l_close}, {"memory_size", l_memory_size}, {NULL, NULL}};
   static const luaL_Reg funcs[] = {{"compile", l_compile}, {"wat2wasm", l_wat2wasm}, {"now", l_now}, {NULL, NULL}};
 
-  luaL_newmetatable(L, MODULE_MT);
-  lua_pushcfunction(L, module_gc);
-  lua_setfield(L, -2, "__gc");
-  luaL_newlib(L, module_methods);
-  lua_setfield(L, -2, "__index");
-  lua_pop(L, 1);
-
-  luaL_newmetatable(L, INSTANCE_MT);
-  lua_pushcfunction(L, instance_gc);
-  lua_setfield(L, -2, "__gc");
-  luaL_newlib(L, instance_methods);
-  lua_setfield(L, -2, "__index");
-  lua_pop(L, 1);
+  new_class(L, MODULE_MT, module_gc, module_methods);
+  new_class(L, INSTANCE_MT, instance_gc, instance_methods);
 
   luaL_newlib(L, funcs);
   return 1;

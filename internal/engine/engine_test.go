@@ -78,36 +78,22 @@ func sharedCases(t testing.TB) []string {
 	return cases
 }
 
-var (
-	nodeOnce sync.Once
-	nodeHost *NodeHost
-	nodeErr  error
-)
-
-// startNode starts the test binary's one Node.js host on first use. The
-// process ends with the test binary (its stdin closes).
-func startNode() (scenario.Factory, error) {
-	nodeOnce.Do(func() { nodeHost, nodeErr = StartNode() })
-	if nodeErr != nil {
-		return nil, nodeErr
+// sharedHost starts one driver process with start on first use and
+// serves every test of the binary from it; the process ends with the test
+// binary (its stdin closes).
+func sharedHost(start func() (*NodeHost, error)) func() (scenario.Factory, error) {
+	var (
+		once sync.Once
+		host *NodeHost
+		err  error
+	)
+	return func() (scenario.Factory, error) {
+		once.Do(func() { host, err = start() })
+		if err != nil {
+			return nil, err
+		}
+		return host.Factory(), nil
 	}
-	return nodeHost.Factory(), nil
-}
-
-var (
-	luaOnce sync.Once
-	luaHost *NodeHost
-	luaErr  error
-)
-
-// startLua starts the test binary's one Lua host (bindings/lua/driver.lua)
-// on first use. The process ends with the test binary (its stdin closes).
-func startLua() (scenario.Factory, error) {
-	luaOnce.Do(func() { luaHost, luaErr = StartLua() })
-	if luaErr != nil {
-		return nil, luaErr
-	}
-	return luaHost.Factory(), nil
 }
 
 type namedFactory struct {
@@ -156,8 +142,8 @@ var hostEngines = []struct {
 	start   func() (scenario.Factory, error)
 	missing error
 }{
-	{"node", "the node engine (every scenario and differential test on Node.js)", startNode, ErrNoNode},
-	{"lua", "the lua engine (every scenario and differential test on the Lua binding; bash bindings/lua/build.sh)", startLua, ErrNoLua},
+	{"node", "the node engine (every scenario and differential test on Node.js)", sharedHost(StartNode), ErrNoNode},
+	{"lua", "the lua engine (every scenario and differential test on the Lua binding; bash bindings/lua/build.sh)", sharedHost(StartLua), ErrNoLua},
 }
 
 // TestEnginesAvailable checks that every engine can run here: in CI
