@@ -19,7 +19,7 @@ local function setup(w)
   for _, s in ipairs(w.setup) do
     local now = s.now and math.tointeger(tonumber(s.now))
     if s.op == "roster" then m:roster(s.a, s.b, "both")
-    elseif s.op == "limit" then m:limit(s.n or 0, math.tointeger(tonumber(s.per_ns)))
+    elseif s.op == "limit" then m:limit(now, s.n or 0, math.tointeger(tonumber(s.per_ns)))
     elseif s.op == "up" then m:up(now, s.a)
     elseif s.op == "session" then sessions[#sessions + 1] = s.a
     elseif s.op == "client" then m:client(now, sessions[(s.session or 0) + 1], s.a)

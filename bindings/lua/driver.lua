@@ -11,7 +11,7 @@
 --   {"op":"roster","id":1,"owner":b64,"contact":b64,"sub":"both"}
 --   {"op":"block","id":1,"owner":b64,"jid":b64}
 --   {"op":"hide","id":1,"owner":b64}
---   {"op":"limit","id":1,"burst":2,"per":"60000000000"}
+--   {"op":"limit","id":1,"now":"…","burst":2,"per":"60000000000"}
 --   {"op":"client","id":1,"now":"…","session":b64,"stanza":b64}
 --   {"op":"server","id":1,"now":"…","stanza":b64}
 --   {"op":"close"|"up"|"down","id":1,"now":"…","jid":b64}
@@ -62,7 +62,7 @@ local function handle(req)
   if op == "roster" then m:roster(b64decode(req.owner), b64decode(req.contact), req.sub); return {}
   elseif op == "block" then m:block(b64decode(req.owner), b64decode(req.jid)); return {}
   elseif op == "hide" then m:hide(b64decode(req.owner)); return {}
-  elseif op == "limit" then m:limit(req.burst or 0, math.tointeger(tonumber(req.per or "0"))); return {}
+  elseif op == "limit" then m:limit(now(req), req.burst or 0, math.tointeger(tonumber(req.per or "0"))); return {}
   elseif op == "client" then return outputs(m:client(now(req), b64decode(req.session), b64decode(req.stanza)))
   elseif op == "server" then return outputs(m:server(now(req), b64decode(req.stanza)))
   elseif op == "close" or op == "up" or op == "down" then return outputs(m[op](m, now(req), b64decode(req.jid)))

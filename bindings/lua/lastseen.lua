@@ -12,7 +12,7 @@
 --   m:roster("romeo@montague.com", "juliet@capulet.com", "both")
 --   m:client(lastseen.now(), "romeo@montague.com/balcony", "<presence/>")
 --   for _, o in ipairs(m:server(lastseen.now(), probe)) do
---     send(o.to, o.stanza)                     -- o.kind: "reply", "probe", "error"
+--     send(o.to, o.stanza)    -- o.kind: "reply", "probe", "error", "iq-reply", "query"
 --   end
 --
 -- Times are integers: nanoseconds since the Unix epoch (lastseen.now()).
@@ -44,7 +44,7 @@ local EVENTS = {
   roster    = { op = 7,  "owner s4", "contact s4", "sub B" },
   block     = { op = 8,  "owner s4", "jid s4", "blocked B" },
   hide      = { op = 9,  "owner s4", "hidden B" },
-  limit     = { op = 10, "burst i8", "per i8" },
+  limit     = { op = 10, "now i8", "burst i8", "per i8" },
   state     = { op = 11, data = true },
   snapshot  = { op = 12, data = true },
   restore   = { op = 13, "snapshot s4" },
@@ -63,7 +63,9 @@ end
 local OP_CONFIG = 1
 
 --- Output kinds (ABI.md section 6) by number. An unknown kind keeps its number.
-M.KINDS = { [1] = "reply", [2] = "probe", [3] = "error" }
+--- Every output goes to its to: reply, error and iq-reply are answers to
+--- deliver; probe and query are a session's stanzas to route onwards.
+M.KINDS = { [1] = "reply", [2] = "probe", [3] = "error", [4] = "iq-reply", [5] = "query" }
 
 --- Result codes (ABI.md section 6) by number; an unknown one becomes "CODE_<n>".
 M.CODES = {
@@ -338,8 +340,9 @@ function Machine:roster(owner, contact, sub) one(self, { type = "roster", owner 
 function Machine:block(owner, jid, blocked) one(self, { type = "block", owner = owner, jid = jid, blocked = blocked }) end
 --- hide: owner opts out of last-seen (or, with hidden false, back in).
 function Machine:hide(owner, hidden) one(self, { type = "hide", owner = owner, hidden = hidden }) end
---- limit: client probes per session, burst refilled every per ns.
-function Machine:limit(burst, per) one(self, { type = "limit", burst = burst, per = per }) end
+--- limit: from now on, client probes per session: burst, refilled every
+--- per ns (buckets refill at the old rate up to now).
+function Machine:limit(now, burst, per) one(self, { type = "limit", now = now, burst = burst, per = per }) end
 --- state: the deterministic encoding of everything the machine tracks.
 function Machine:state() return one(self, { type = "state" }).data end
 --- snapshot: the durable state, restorable by any engine.

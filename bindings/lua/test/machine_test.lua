@@ -56,6 +56,18 @@ return {
     eq({ ok, type(err) == "string" and err:match("subscription must be") ~= nil }, { false, true }, "bad subscription")
   end },
 
+  { "Last Activity: a query is answered and a session's query routed (kinds 4 and 5)", function()
+    local m = machine()
+    m:roster("romeo@montague.com", "juliet@capulet.com", "both")
+    m:client(T0, "romeo@montague.com/balcony", "<presence/>")
+    m:client(T0, "romeo@montague.com/balcony", "<presence type='unavailable'><status>Gone</status></presence>")
+    local out = plain(m:server(T0 + 60 * 1000000000, "<iq from='juliet@capulet.com/chamber' to='romeo@montague.com' type='get' id='l1'><query xmlns='jabber:iq:last'/></iq>"))
+    eq(out, { { kind = "iq-reply", to = "juliet@capulet.com/chamber",
+      stanza = "<iq from='romeo@montague.com' to='juliet@capulet.com/chamber' type='result' id='l1'><query xmlns='jabber:iq:last' seconds='60'>Gone</query></iq>" } }, "answer")
+    out = m:client(T1, "romeo@montague.com/balcony", "<iq to='juliet@capulet.com' type='get' id='l2'><query xmlns='jabber:iq:last'/></iq>")
+    eq({ #out, out[1].kind, out[1].to }, { 1, "query", "juliet@capulet.com" }, "routed query")
+  end },
+
   { "a probe through the client routes onwards", function()
     local m = machine()
     local out = m:client(T0, "romeo@montague.com/balcony", "<presence type='probe' to='juliet@capulet.com'/>")
@@ -109,7 +121,7 @@ return {
     eq(b:restarted(), 0, "a second restarted takes none")
     local e = C.raises(b.restore, b, snap:sub(1, #snap - 1))
     eq(e.code, "CORRUPT", "truncated snapshot")
-    local r = b:batch({ { type = "snapshot" }, { type = "restarted" }, { type = "limit", burst = 2, per = 60e9 // 1 } })
+    local r = b:batch({ { type = "snapshot" }, { type = "restarted" }, { type = "limit", now = T1, burst = 2, per = 60e9 // 1 } })
     eq({ r[1].data == b:snapshot(), string.unpack("<I4", r[2].data), r[3] }, { true, 0, { outputs = {} } }, "data events in a batch")
   end },
 
