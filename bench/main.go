@@ -8,7 +8,7 @@
 //	go run ./bench -quick     scaled-down run (under 30 s), prints only
 //	go run ./bench -json      print the figures as JSON instead of tables
 //
-// Engines (native, native-sharded, wazero, Node) and peers (etree,
+// Engines (native, native-sharded, wazero, Node, Lua) and peers (etree,
 // encoding/xml, mellium) implement Impl; see impl.go. Peer replies are
 // checked against lastseen's by peers_test.go.
 package main
@@ -191,9 +191,12 @@ func measureAll(cfg runConfig, log io.Writer) (*Results, error) {
 		res.Workloads = append(res.Workloads, WorkloadInfo{Name: w.Name, Desc: w.Desc})
 		res.Cells = append(res.Cells, cells...)
 	}
-	if node := contender(cs, "node"); node.Missing == "" {
-		fmt.Fprintln(log, "bench: node")
-		res.Cells, err = withNode(res.Cells, cfg)
+	for _, c := range cs {
+		if !c.External || c.Missing != "" {
+			continue
+		}
+		fmt.Fprintf(log, "bench: %s\n", c.Name)
+		res.Cells, err = withExternal(res.Cells, c.Name, cfg)
 		if err != nil {
 			return nil, err
 		}
@@ -305,20 +308,21 @@ func contender(cs []Contender, name string) Contender {
 	return Contender{Name: name, Missing: "unknown"}
 }
 
-// withNode runs the workloads under Node and fills the node cells.
-func withNode(cells []Cell, cfg runConfig) ([]Cell, error) {
-	res, err := runNode(workloads(), cfg, false)
+// withExternal runs the workloads on an external engine (node, lua) and
+// fills its cells.
+func withExternal(cells []Cell, engine string, cfg runConfig) ([]Cell, error) {
+	res, err := runExternal(engine, workloads(), cfg, false)
 	if err != nil {
 		return nil, err
 	}
 	for i := range cells {
 		c := &cells[i]
-		if c.Impl != "node" {
+		if c.Impl != engine {
 			continue
 		}
 		r, ok := res[c.Workload]
 		if !ok {
-			return nil, fmt.Errorf("node: no result for %s", c.Workload)
+			return nil, fmt.Errorf("%s: no result for %s", engine, c.Workload)
 		}
 		c.NsOp, c.Samples, c.WallNsOp, c.Wall, c.Batched = r.NsOp, r.Samples, r.WallNsOp, r.Wall, true
 	}

@@ -4,7 +4,8 @@ package main
 // bindings/node, replays each workload's setup (recorded from the Go
 // Workload.Setup by recorder), and times the operations itself with its
 // batch call, so that the figures are the cost inside Node, not the cost
-// of talking to it.
+// of talking to it. The Lua engine (bindings/lua, lastseen.wasm on
+// wasmtime) runs the same way in a lua5.4 process, with lua_bench.lua.
 
 import (
 	"bytes"
@@ -31,6 +32,26 @@ func nodeMissing() string {
 		return "lastseen.wasm not built"
 	}
 	return ""
+}
+
+// luaMissing says why the Lua engine cannot run here, or "".
+func luaMissing() string {
+	if _, err := exec.LookPath("lua5.4"); err != nil {
+		return "lua5.4 not installed"
+	}
+	if _, err := os.Stat(filepath.Join(moduleRoot(), "bindings", "lua", "lastseen_core.so")); err != nil {
+		return "not built yet: bash bindings/lua/build.sh"
+	}
+	return ""
+}
+
+// externalCommands are the processes that measure the external engines,
+// each reading a nodeRequest on stdin and writing []nodeResult.
+var externalCommands = map[string]func() *exec.Cmd{
+	"node": func() *exec.Cmd {
+		return exec.Command("node", "--expose-gc", filepath.Join(benchDir(), "node_bench.mjs"))
+	},
+	"lua": func() *exec.Cmd { return exec.Command("lua5.4", filepath.Join(benchDir(), "lua_bench.lua")) },
 }
 
 // setupStep is one recorded setup call, in the form node_bench.mjs replays.
@@ -133,9 +154,9 @@ func nodeRequestFor(ws []Workload, cfg runConfig) (nodeRequest, error) {
 	return req, nil
 }
 
-// runNode runs node_bench.mjs on the workloads and returns its results by
-// workload name.
-func runNode(ws []Workload, cfg runConfig, check bool) (map[string]nodeResult, error) {
+// runExternal runs the external engine's measuring process (node_bench.mjs,
+// lua_bench.lua) on the workloads and returns its results by workload name.
+func runExternal(engine string, ws []Workload, cfg runConfig, check bool) (map[string]nodeResult, error) {
 	req, err := nodeRequestFor(ws, cfg)
 	if err != nil {
 		return nil, err
@@ -145,22 +166,26 @@ func runNode(ws []Workload, cfg runConfig, check bool) (map[string]nodeResult, e
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command("node", "--expose-gc", filepath.Join(benchDir(), "node_bench.mjs"))
+	command, ok := externalCommands[engine]
+	if !ok {
+		return nil, fmt.Errorf("no external engine %q", engine)
+	}
+	cmd := command()
 	cmd.Dir = moduleRoot()
 	cmd.Stdin = bytes.NewReader(in)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {
-		return nil, fmt.Errorf("node_bench.mjs: %v: %s", err, stderr.String())
+		return nil, fmt.Errorf("%s: %v: %s", cmd.Args[len(cmd.Args)-1], err, stderr.String())
 	}
 	var res []nodeResult
 	if err := json.Unmarshal(stdout.Bytes(), &res); err != nil {
-		return nil, fmt.Errorf("node_bench.mjs output: %v", err)
+		return nil, fmt.Errorf("%s output: %v", cmd.Args[len(cmd.Args)-1], err)
 	}
 	byName := map[string]nodeResult{}
 	for _, r := range res {
 		if r.Error != "" {
-			return nil, fmt.Errorf("node, %s: %s", r.Name, r.Error)
+			return nil, fmt.Errorf("%s, %s: %s", engine, r.Name, r.Error)
 		}
 		byName[r.Name] = r
 	}

@@ -27,7 +27,7 @@ func TestSameReplies(t *testing.T) {
 			var others []*instance
 			for _, c := range cs[1:] {
 				if c.Missing != "" || c.External || c.Peer && w.NoPeers != "" {
-					continue // External ones: see TestNodeSameReplies
+					continue // External ones: see TestExternalSameReplies
 				}
 				in, err := w.start(c)
 				if err != nil {
@@ -86,14 +86,24 @@ func outputs(in *instance) [][]byte {
 	return out
 }
 
-// TestNodeSameReplies is TestSameReplies for the Node engine, which runs in
-// a node process (node_bench.mjs in check mode).
-func TestNodeSameReplies(t *testing.T) {
-	if why := nodeMissing(); why != "" {
-		prereq.Missing(t, "the benchmark's node engine", errors.New(why))
+// TestExternalSameReplies is TestSameReplies for the engines that run in
+// another process: node (node_bench.mjs) and lua (lua_bench.lua), in
+// check mode.
+func TestExternalSameReplies(t *testing.T) {
+	for _, e := range []struct {
+		name    string
+		missing func() string
+	}{{"node", nodeMissing}, {"lua", luaMissing}} {
+		t.Run(e.name, func(t *testing.T) { externalSameReplies(t, e.name, e.missing) })
+	}
+}
+
+func externalSameReplies(t *testing.T, engine string, missing func() string) {
+	if why := missing(); why != "" {
+		prereq.Missing(t, "the benchmark's "+engine+" engine", errors.New(why))
 	}
 	ws := workloads()
-	res, err := runNode(ws, defaultConfig(true), true)
+	res, err := runExternal(engine, ws, defaultConfig(true), true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -110,14 +120,14 @@ func TestNodeSameReplies(t *testing.T) {
 			}
 			want := outputs(ref)
 			if op >= len(got) || len(got[op]) != len(want) {
-				t.Fatalf("%s, op %d: node emitted %v, native %d stanzas", w.Name, op, got, len(want))
+				t.Fatalf("%s, op %d: %s emitted %v, native %d stanzas", w.Name, op, engine, got, len(want))
 			}
 			for i := range want {
 				a, b := want[i], []byte(got[op][i])
 				if ok, diff := scenario.Equal(a, b); !ok {
-					t.Errorf("%s, op %d, stanza %d: node differs from native:\n%s", w.Name, op, i, diff)
+					t.Errorf("%s, op %d, stanza %d: %s differs from native:\n%s", w.Name, op, i, engine, diff)
 				} else if ok, diff := scenario.Equal(b, a); !ok {
-					t.Errorf("%s, op %d, stanza %d: node differs from native (reverse):\n%s", w.Name, op, i, diff)
+					t.Errorf("%s, op %d, stanza %d: %s differs from native (reverse):\n%s", w.Name, op, i, engine, diff)
 				}
 			}
 		}

@@ -2,7 +2,8 @@ package main
 
 // The WASM engines (issue 3): lastseen.wasm on wazero through bindings/go,
 // measured in this process with its batch call, and under Node.js through
-// bindings/node, measured by node_bench.mjs in a node process (see
+// bindings/node, measured by node_bench.mjs in a node process, and under
+// Lua 5.4 through bindings/lua (wasmtime), measured by lua_bench.lua (see
 // node.go). An engine that cannot run here shows as "n/a (why)"; the bench
 // never fakes a figure.
 
@@ -20,6 +21,8 @@ func wasmContenders() []Contender {
 		{Name: "wazero", New: newWazero},
 		// Node runs out of process: measureNode fills its cells.
 		{Name: "node", Missing: nodeMissing(), External: true},
+		// So does Lua (bindings/lua on wasmtime), with lua_bench.lua.
+		{Name: "lua", Missing: luaMissing(), External: true},
 	}
 }
 

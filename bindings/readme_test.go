@@ -30,7 +30,7 @@ func snippet(t *testing.T, lang string) string {
 	return body + "\n"
 }
 
-// want is the line both examples print (the stamp is the time of the run).
+// want is the line the examples print (the stamp is the time of the run).
 var want = regexp.MustCompile(`^reply juliet@capulet\.com/chamber <presence from='romeo@montague\.com/balcony' to='juliet@capulet\.com/chamber'><status>On the balcony</status><delay xmlns='urn:xmpp:delay' from='romeo@montague\.com/balcony' stamp='\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z'/></presence>\n$`)
 
 // run runs cmd in dir and checks that it printed the expected line.
@@ -47,7 +47,7 @@ func run(t *testing.T, dir string, name string, args ...string) {
 	if !want.Match(out) {
 		t.Fatalf("the example printed:\n%s\nwant a line matching\n%s", out, want)
 	}
-	if name == "node" && stderr.Len() > 0 {
+	if name != "go" && stderr.Len() > 0 {
 		t.Fatalf("the example printed on stderr (a warning?):\n%s", stderr.String())
 	}
 }
@@ -86,6 +86,27 @@ func TestNodeExample(t *testing.T) {
 	}
 	f.Close()
 	run(t, "node", "node", filepath.Base(f.Name()))
+}
+
+// TestLuaExample runs README.md's Lua program in bindings/lua, where
+// require finds the binding as the README says.
+func TestLuaExample(t *testing.T) {
+	if _, err := exec.LookPath("lua5.4"); err != nil {
+		prereq.Missing(t, "the README's Lua example", err)
+	}
+	if _, err := os.Stat(filepath.Join("lua", "lastseen_core.so")); err != nil {
+		prereq.Missing(t, "the README's Lua example (bash bindings/lua/build.sh)", err)
+	}
+	f, err := os.CreateTemp("lua", ".readme-example-*.lua")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.Remove(f.Name()) })
+	if _, err := f.WriteString(snippet(t, "lua")); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	run(t, "lua", "lua5.4", filepath.Base(f.Name()))
 }
 
 // TestTopREADMEShowsTheTestedExamples checks that the project README shows

@@ -78,20 +78,22 @@ func sharedCases(t testing.TB) []string {
 	return cases
 }
 
-var (
-	nodeOnce sync.Once
-	nodeHost *NodeHost
-	nodeErr  error
-)
-
-// startNode starts the test binary's one Node.js host on first use. The
-// process ends with the test binary (its stdin closes).
-func startNode() (scenario.Factory, error) {
-	nodeOnce.Do(func() { nodeHost, nodeErr = StartNode() })
-	if nodeErr != nil {
-		return nil, nodeErr
+// sharedHost starts one driver process with start on first use and
+// serves every test of the binary from it; the process ends with the test
+// binary (its stdin closes).
+func sharedHost(start func() (*NodeHost, error)) func() (scenario.Factory, error) {
+	var (
+		once sync.Once
+		host *NodeHost
+		err  error
+	)
+	return func() (scenario.Factory, error) {
+		once.Do(func() { host, err = start() })
+		if err != nil {
+			return nil, err
+		}
+		return host.Factory(), nil
 	}
-	return nodeHost.Factory(), nil
 }
 
 type namedFactory struct {
@@ -100,34 +102,63 @@ type namedFactory struct {
 }
 
 // engineList returns the engines this machine can run: the native core,
-// wazero, and Node.js when node is installed. A missing node is reported
-// once, by TestEnginesAvailable (a failure in CI), rather than as a skip in
-// every test that would have used it.
+// wazero, Node.js when node is installed, and Lua when lua5.4 is installed
+// and bindings/lua is built. A missing engine is reported once, by
+// TestEnginesAvailable (a failure in CI), rather than as a skip in every
+// test that would have used it.
 func engineList(t testing.TB) []namedFactory {
 	t.Helper()
 	list := []namedFactory{
 		{"native", func(testing.TB) scenario.Factory { return Native() }},
 		{"wazero", func(testing.TB) scenario.Factory { return Wazero() }},
 	}
-	node, err := startNode()
-	if errors.Is(err, ErrNoNode) {
-		return list
+	for _, h := range hostEngines {
+		f, err := h.start()
+		if errors.Is(err, h.missing) {
+			continue
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		list = append(list, namedFactory{h.name, func(testing.TB) scenario.Factory { return f }})
 	}
-	if err != nil {
-		t.Fatal(err)
+	return list
+}
+
+// engineNames lists the engines engineList runs, for logs.
+func engineNames(t testing.TB) string {
+	var names []string
+	for _, e := range engineList(t) {
+		names = append(names, e.name)
 	}
-	return append(list, namedFactory{"node", func(testing.TB) scenario.Factory { return node }})
+	return strings.Join(names, ", ")
+}
+
+// hostEngines are the engines that run in a driver process, and what their
+// absence is reported as.
+var hostEngines = []struct {
+	name    string
+	what    string
+	start   func() (scenario.Factory, error)
+	missing error
+}{
+	{"node", "the node engine (every scenario and differential test on Node.js)", sharedHost(StartNode), ErrNoNode},
+	{"lua", "the lua engine (every scenario and differential test on the Lua binding; bash bindings/lua/build.sh)", sharedHost(StartLua), ErrNoLua},
 }
 
 // TestEnginesAvailable checks that every engine can run here: in CI
-// (CI=true) a missing Node.js fails the run; elsewhere this is the one
-// test that says the node engine was not run.
+// (CI=true) a missing Node.js or Lua binding fails the run; elsewhere this
+// is the one test that says which engine was not run.
 func TestEnginesAvailable(t *testing.T) {
-	if _, err := startNode(); err != nil {
-		if errors.Is(err, ErrNoNode) {
-			prereq.Missing(t, "the node engine (every scenario and differential test on Node.js)", err)
-		}
-		t.Fatal(err)
+	for _, h := range hostEngines {
+		t.Run(h.name, func(t *testing.T) {
+			if _, err := h.start(); err != nil {
+				if errors.Is(err, h.missing) {
+					prereq.Missing(t, h.what, err)
+				}
+				t.Fatal(err)
+			}
+		})
 	}
 }
 
@@ -331,7 +362,7 @@ func TestEnginesAgreeOnCorpus(t *testing.T) {
 			}
 		})
 	}
-	t.Logf("%d scenarios, %d input lines compared on native, wazero and node", len(paths), lines)
+	t.Logf("%d scenarios, %d input lines compared on %s", len(paths), lines, engineNames(t))
 }
 
 // TestEnginesAgreeOnRandomEvents drives the three engines with a long,
@@ -428,7 +459,7 @@ func TestEnginesAgreeOnRandomEvents(t *testing.T) {
 			}
 		}
 	}
-	t.Logf("%d events: %d inputs (%d refused), %d outputs, identical on native, wazero and node", n, inputs, refused, outputs)
+	t.Logf("%d events: %d inputs (%d refused), %d outputs, identical on %s", n, inputs, refused, outputs, engineNames(t))
 	if refused == 0 || outputs == 0 {
 		t.Errorf("the mix is too tame: %d refused, %d outputs", refused, outputs)
 	}

@@ -31,34 +31,45 @@ const DriverEnv = "LASTSEEN_NODE_DRIVER"
 // NodeDriver finds bindings/node/driver.mjs: $LASTSEEN_NODE_DRIVER, or in
 // the lastseen module that contains the working directory.
 func NodeDriver() (string, error) {
-	if p := os.Getenv(DriverEnv); p != "" {
+	return moduleFile(DriverEnv, ErrNoNode, "bindings", "node", "driver.mjs")
+}
+
+// moduleFile finds a file of the lastseen module: $env, or the path elems
+// under the root of the lastseen module that contains the working
+// directory. Its errors wrap missing.
+func moduleFile(env string, missing error, elems ...string) (string, error) {
+	if p := os.Getenv(env); p != "" {
 		return p, nil
 	}
 	dir, err := os.Getwd()
 	if err != nil {
 		return "", err
 	}
+	rel := filepath.Join(elems...)
 	for {
 		if mod, err := os.ReadFile(filepath.Join(dir, "go.mod")); err == nil &&
 			bytes.Contains(mod, []byte("module github.com/lastseen-xmpp/lastseen\n")) {
-			p := filepath.Join(dir, "bindings", "node", "driver.mjs")
+			p := filepath.Join(dir, rel)
 			if _, err := os.Stat(p); err != nil {
-				return "", fmt.Errorf("%w: %v", ErrNoNode, err)
+				return "", fmt.Errorf("%w: %v", missing, err)
 			}
 			return p, nil
 		}
 		up := filepath.Dir(dir)
 		if up == dir {
-			return "", fmt.Errorf("%w: run from inside the lastseen module, or set %s to bindings/node/driver.mjs", ErrNoNode, DriverEnv)
+			return "", fmt.Errorf("%w: run from inside the lastseen module, or set %s to %s", missing, env, filepath.ToSlash(rel))
 		}
 		dir = up
 	}
 }
 
-// NodeHost is one Node.js process running bindings/node/driver.mjs. It
-// serves any number of scenario engines, one machine (one WebAssembly
-// instance) each; its methods are safe for concurrent use.
+// NodeHost is one process running a scenario driver: Node.js with
+// bindings/node/driver.mjs, or Lua with bindings/lua/driver.lua, which
+// speaks the same protocol. It serves any number of scenario engines, one
+// machine (one WebAssembly instance) each; its methods are safe for
+// concurrent use.
 type NodeHost struct {
+	name   string // "node" or "lua", for messages
 	mu     sync.Mutex
 	cmd    *exec.Cmd
 	stdin  io.WriteCloser
@@ -77,7 +88,11 @@ func StartNode() (*NodeHost, error) {
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(node, driver)
+	return startDriver("node", exec.Command(node, driver))
+}
+
+// startDriver starts cmd, a scenario driver speaking driver.mjs's protocol.
+func startDriver(name string, cmd *exec.Cmd) (*NodeHost, error) {
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		return nil, err
@@ -86,7 +101,7 @@ func StartNode() (*NodeHost, error) {
 	if err != nil {
 		return nil, err
 	}
-	h := &NodeHost{cmd: cmd, stdin: stdin, out: bufio.NewReaderSize(stdout, 1<<16), stderr: &tailBuffer{max: 8 << 10}}
+	h := &NodeHost{name: name, cmd: cmd, stdin: stdin, out: bufio.NewReaderSize(stdout, 1<<16), stderr: &tailBuffer{max: 8 << 10}}
 	cmd.Stderr = h.stderr
 	if err := cmd.Start(); err != nil {
 		return nil, err
@@ -94,12 +109,12 @@ func StartNode() (*NodeHost, error) {
 	return h, nil
 }
 
-// Close ends the Node.js process.
+// Close ends the driver process.
 func (h *NodeHost) Close() error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.err == nil {
-		h.err = errors.New("node host closed")
+		h.err = fmt.Errorf("%s host closed", h.name)
 	}
 	h.stdin.Close()
 	done := make(chan error, 1)
@@ -135,9 +150,9 @@ type nodeAnswer struct {
 	ID    int    `json:"id"`
 	State []byte `json:"state"`
 	Out   []struct {
-		Kind   string `json:"kind"`
-		To     string `json:"to"`
-		Stanza []byte `json:"stanza"`
+		Kind   wireKind `json:"kind"`
+		To     string   `json:"to"`
+		Stanza []byte   `json:"stanza"`
 	} `json:"out"`
 	Error *NodeError `json:"error"`
 	N     int        `json:"n"`
@@ -170,7 +185,7 @@ func (h *NodeHost) call(req *nodeRequest) (*nodeAnswer, error) {
 		return nil, h.err
 	}
 	fail := func(err error) (*nodeAnswer, error) {
-		h.err = fmt.Errorf("node driver: %v; its stderr: %s", err, h.stderr.String())
+		h.err = fmt.Errorf("%s driver: %v; its stderr: %s", h.name, err, h.stderr.String())
 		return nil, h.err
 	}
 	if _, err := h.stdin.Write(append(line, '\n')); err != nil {
@@ -186,7 +201,7 @@ func (h *NodeHost) call(req *nodeRequest) (*nodeAnswer, error) {
 	}
 	if !a.OK {
 		if a.Error == nil {
-			return nil, errors.New("node driver: failed without an error")
+			return nil, fmt.Errorf("%s driver: failed without an error", h.name)
 		}
 		return nil, a.Error
 	}
@@ -209,14 +224,18 @@ func (h *NodeHost) Factory() scenario.Factory {
 // module under Node.js (bindings/node, on its minimal WASI shim). One node
 // process starts at the first script and serves every later one; it exits
 // when this process does (its stdin closes).
-func Node() scenario.Factory {
+func Node() scenario.Factory { return lazyHost(StartNode) }
+
+// lazyHost returns a scenario.Factory whose engines live in one driver
+// process, started by start at the first script.
+func lazyHost(start func() (*NodeHost, error)) scenario.Factory {
 	var (
 		once sync.Once
 		host *NodeHost
 		err  error
 	)
 	return func(served []string) (scenario.Engine, error) {
-		once.Do(func() { host, err = StartNode() })
+		once.Do(func() { host, err = start() })
 		if err != nil {
 			return nil, err
 		}
@@ -232,6 +251,25 @@ type nodeEngine struct {
 
 var nodeKinds = map[string]core.Kind{"reply": core.Reply, "probe": core.RoutedProbe, "error": core.ErrorReply, "iq-reply": core.IQReply, "query": core.RoutedQuery}
 
+// wireKind is an output's kind as a driver sends it: a name from nodeKinds,
+// or the ABI's number for a kind the binding does not name (the Lua
+// binding keeps it), so that a new kind reaches the comparison as itself.
+type wireKind core.Kind
+
+func (k *wireKind) UnmarshalJSON(b []byte) error {
+	var name string
+	if err := json.Unmarshal(b, &name); err == nil {
+		*k = wireKind(nodeKinds[name])
+		return nil
+	}
+	var n uint8
+	if err := json.Unmarshal(b, &n); err != nil {
+		return fmt.Errorf("output kind %s: neither a name nor a number", b)
+	}
+	*k = wireKind(n)
+	return nil
+}
+
 func (n *nodeEngine) input(req nodeRequest) ([][]byte, error) {
 	req.ID = n.id
 	n.last = nil
@@ -242,7 +280,7 @@ func (n *nodeEngine) input(req nodeRequest) ([][]byte, error) {
 	res := make([][]byte, len(a.Out))
 	for i, o := range a.Out {
 		res[i] = o.Stanza
-		n.last = append(n.last, core.Output{Kind: nodeKinds[o.Kind], To: []byte(o.To), Stanza: o.Stanza})
+		n.last = append(n.last, core.Output{Kind: core.Kind(o.Kind), To: []byte(o.To), Stanza: o.Stanza})
 	}
 	return res, nil
 }
