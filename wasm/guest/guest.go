@@ -131,7 +131,7 @@ const configOpts = 8
 // guest is the state behind the exports.
 type guest struct {
 	m        *core.Machine
-	journal  bool // the machine journals: results of changing events carry records
+	journal  bool   // the machine journals: results of changing events carry records
 	in       []byte // input buffer, len == cap
 	out      []byte // results of the last step
 	nResults int

@@ -1,0 +1,208 @@
+package wazerohost_test
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	wazerohost "github.com/lastseen-xmpp/lastseen/bindings/go"
+	"github.com/lastseen-xmpp/lastseen/clock"
+	"github.com/lastseen-xmpp/lastseen/core"
+	"github.com/lastseen-xmpp/lastseen/stanza"
+	"github.com/lastseen-xmpp/lastseen/store"
+)
+
+// durableEvents is a reproducible stream of presence changes, session
+// ends, probes and domain announcements: every kind of event that journals.
+func durableEvents(n int) []wazerohost.Event {
+	r := rand.New(rand.NewPCG(11, 2))
+	users := []string{"romeo", "juliet", "nurse", "benvolio"}
+	now := t0
+	evs := make([]wazerohost.Event, 0, n)
+	for i := range n {
+		now += clock.Time(1+r.IntN(60)) * 1e9
+		session := stanza.MustParse(fmt.Sprintf("%s@montague.com/r%d", users[r.IntN(len(users))], r.IntN(3)))
+		switch k := r.IntN(10); {
+		case k < 5:
+			evs = append(evs, wazerohost.Event{Kind: wazerohost.EventClient, Now: now, JID: session, Stanza: fmt.Appendf(nil, "<presence><status>s%d</status></presence>", i)})
+		case k < 7:
+			evs = append(evs, wazerohost.Event{Kind: wazerohost.EventClient, Now: now, JID: session, Stanza: []byte("<presence type='unavailable'/>")})
+		case k < 8:
+			evs = append(evs, wazerohost.Event{Kind: wazerohost.EventClose, Now: now, JID: session})
+		case k < 9:
+			evs = append(evs, wazerohost.Event{Kind: wazerohost.EventServer, Now: now, Stanza: []byte("<presence from='juliet@capulet.com/x' to='romeo@montague.com' type='probe'/>")})
+		default:
+			kind := wazerohost.EventUp
+			if r.IntN(2) == 0 {
+				kind = wazerohost.EventDown
+			}
+			evs = append(evs, wazerohost.Event{Kind: kind, Now: now, JID: stanza.MustParse("chat.montague.com")})
+		}
+	}
+	return evs
+}
+
+// inputs is what call needs: a machine, an engine or a store.Durable.
+type inputs interface {
+	Client(now clock.Time, session stanza.JID, raw []byte) ([]core.Output, error)
+	Server(now clock.Time, raw []byte) ([]core.Output, error)
+	Close(now clock.Time, session stanza.JID) ([]core.Output, error)
+	Up(now clock.Time, jid stanza.JID) ([]core.Output, error)
+	Down(now clock.Time, jid stanza.JID) ([]core.Output, error)
+}
+
+var (
+	_ store.Engine = (*core.Machine)(nil)
+	_ store.Engine = (*wazerohost.Engine)(nil)
+)
+
+// call runs ev.
+func call(m inputs, ev wazerohost.Event) ([]core.Output, error) {
+	switch ev.Kind {
+	case wazerohost.EventClient:
+		return m.Client(ev.Now, ev.JID, ev.Stanza)
+	case wazerohost.EventServer:
+		return m.Server(ev.Now, ev.Stanza)
+	case wazerohost.EventClose:
+		return m.Close(ev.Now, ev.JID)
+	case wazerohost.EventUp:
+		return m.Up(ev.Now, ev.JID)
+	default:
+		return m.Down(ev.Now, ev.JID)
+	}
+}
+
+func journalingNative(t *testing.T) *core.Machine {
+	t.Helper()
+	m, err := core.New(core.Config{Served: served, Journal: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// TestRecordsSameAsCore checks that the engine's journal records are the
+// native machine's, byte for byte, event by event, and that replaying them
+// with ApplyRecord gives the same state on either engine.
+func TestRecordsSameAsCore(t *testing.T) {
+	native := journalingNative(t)
+	wasm := newEngine(t, core.Config{Served: served, Journal: true})
+	replica := newEngine(t, core.Config{Served: served})
+	total := 0
+	for i, ev := range durableEvents(300) {
+		_, nerr := call(native, ev)
+		_, werr := call(wasm, ev)
+		if (nerr == nil) != (werr == nil) {
+			t.Fatalf("event %d: native error %v, wasm %v", i, nerr, werr)
+		}
+		want, got := native.Records(), wasm.Records()
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Fatalf("event %d: records differ (-native +wasm):\n%s", i, diff)
+		}
+		for _, r := range got {
+			if err := replica.ApplyRecord(r); err != nil {
+				t.Fatalf("event %d: %v", i, err)
+			}
+		}
+		total += len(got)
+	}
+	if total < 100 {
+		t.Fatalf("only %d records in 300 events: the stream does not exercise the journal", total)
+	}
+	if !bytes.Equal(native.Snapshot(nil), replica.Snapshot(nil)) {
+		t.Fatal("replaying the records gave another durable state")
+	}
+	// Batch results carry the same records.
+	b := newEngine(t, core.Config{Served: served, Journal: true})
+	rs, err := b.Batch(durableEvents(300))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var batched [][]byte
+	for _, r := range rs {
+		batched = append(batched, r.Records...)
+	}
+	if len(batched) != total {
+		t.Fatalf("batch gave %d records, calls %d", len(batched), total)
+	}
+}
+
+// TestRecordsOffWithoutJournal: a machine that does not journal returns
+// none, so the ABI costs nothing to hosts that do not keep state.
+func TestRecordsOffWithoutJournal(t *testing.T) {
+	e := newEngine(t, core.Config{Served: served})
+	if _, err := e.Client(t0, romeo, onlineS); err != nil {
+		t.Fatal(err)
+	}
+	if r := e.Records(); r != nil {
+		t.Fatalf("records without Journal: %q", r)
+	}
+}
+
+func TestApplyRecordRefusesDamage(t *testing.T) {
+	src := newEngine(t, core.Config{Served: served, Journal: true})
+	if _, err := src.Client(t0, romeo, onlineS); err != nil {
+		t.Fatal(err)
+	}
+	rec := src.Records()[0]
+	dst := newEngine(t, core.Config{Served: served})
+	before := dst.AppendState(nil)
+	for _, bad := range [][]byte{nil, rec[:len(rec)-1], append([]byte{99}, rec[1:]...)} {
+		if err := dst.ApplyRecord(bad); !errors.Is(err, core.ErrCorrupt) {
+			t.Errorf("ApplyRecord(%q) = %v, want ErrCorrupt", bad, err)
+		}
+	}
+	if !bytes.Equal(before, dst.AppendState(nil)) {
+		t.Fatal("a refused record changed the state")
+	}
+}
+
+// TestDurableAcrossEngines writes a store through one engine, shuts it
+// down without compacting (so the journal must be replayed) and opens it on
+// the other: the state is the native run's after the restart rule.
+func TestDurableAcrossEngines(t *testing.T) {
+	openNative := func(dir string) (*store.Durable, error) {
+		return store.Open(dir, core.Config{Served: served}, store.Options{})
+	}
+	openWasm := func(dir string) (*store.Durable, error) {
+		return wazerohost.OpenDurable(ctx, dir, core.Config{Served: served}, store.Options{})
+	}
+	opens := map[string]func(string) (*store.Durable, error){"native": openNative, "wazero": openWasm}
+	evs := durableEvents(200)
+	ref := journalingNative(t)
+	for _, ev := range evs {
+		call(ref, ev)
+	}
+	ref.Restarted()
+	want := ref.AppendState(nil)
+	for _, pair := range [][2]string{{"native", "wazero"}, {"wazero", "native"}, {"wazero", "wazero"}} {
+		t.Run(pair[0]+"-to-"+pair[1], func(t *testing.T) {
+			dir := t.TempDir()
+			w, err := opens[pair[0]](dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, ev := range evs {
+				call(w, ev)
+			}
+			if err := w.Shutdown(); err != nil {
+				t.Fatal(err)
+			}
+			r, err := opens[pair[1]](dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer r.Shutdown()
+			if rec := r.Recovery(); rec.Records == 0 || rec.TookOffline == 0 {
+				t.Fatalf("recovery %+v: the journal was not replayed or nobody was online", rec)
+			}
+			if got := r.AppendState(nil); !bytes.Equal(got, want) {
+				t.Fatalf("state after reopening differs from the native run's")
+			}
+		})
+	}
+}
