@@ -207,7 +207,7 @@ func Open(dir string, cfg core.Config, opts Options) (*Durable, error) {
 	}
 	d := &Durable{dirStore: ds, e: m, m: m}
 	if err := d.load(m, d.compact); err != nil {
-		d.lock.Close()
+		unlockDir(d.lock)
 		return nil, err
 	}
 	return d, nil
@@ -253,7 +253,7 @@ func OpenEngine(dir string, e Engine, opts Options) (*Durable, error) {
 		d.m = m
 	}
 	if err := d.load(e, d.compact); err != nil {
-		d.lock.Close()
+		unlockDir(d.lock)
 		return nil, err
 	}
 	return d, nil
@@ -645,7 +645,7 @@ func (d *Durable) Shutdown() error {
 			err = cerr
 		}
 	}
-	d.lock.Close()
+	unlockDir(d.lock)
 	if d.err == nil {
 		d.err = errors.New("store: shut down")
 	}
