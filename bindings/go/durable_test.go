@@ -2,9 +2,13 @@ package wazerohost_test
 
 import (
 	"bytes"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"os/exec"
+	"path/filepath"
+	"strconv"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -202,6 +206,97 @@ func TestDurableAcrossEngines(t *testing.T) {
 			}
 			if got := r.AppendState(nil); !bytes.Equal(got, want) {
 				t.Fatalf("state after reopening differs from the native run's")
+			}
+		})
+	}
+}
+
+// nodeStore runs the Node.js store (bindings/node/durable.js) on dir: it
+// opens it, prints its state in hex, makes one change at now and shuts
+// down. The test is skipped where node is not installed.
+func nodeStore(t *testing.T, dir string, now clock.Time) []byte {
+	t.Helper()
+	node, err := exec.LookPath("node")
+	if err != nil {
+		t.Skip("node is not installed")
+	}
+	mod, err := filepath.Abs("../node/durable.js")
+	if err != nil {
+		t.Fatal(err)
+	}
+	script := `
+import { openDurable } from ` + strconv.Quote("file://"+mod) + `;
+const d = openDurable(process.argv[1], { served: ['montague.com'] });
+process.stdout.write(Buffer.from(d.state()).toString('hex'));
+d.client(BigInt(process.argv[2]), 'nodeuser@montague.com/r', "<presence type='unavailable'><status>from node</status></presence>");
+d.shutdown();
+`
+	out, err := exec.Command(node, "--input-type=module", "-e", script, dir, strconv.FormatInt(int64(now), 10)).Output()
+	if err != nil {
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			t.Fatalf("node: %v\n%s", err, ee.Stderr)
+		}
+		t.Fatal(err)
+	}
+	state, err := hex.DecodeString(string(out))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return state
+}
+
+// TestDurableAcrossGoAndNode: a directory written by the Go store opens in
+// the Node.js store with the same state, and what Node.js adds opens in Go
+// again, on wazero and natively.
+func TestDurableAcrossGoAndNode(t *testing.T) {
+	evs := durableEvents(150)
+	ref := journalingNative(t)
+	for _, ev := range evs {
+		call(ref, ev)
+	}
+	ref.Restarted()
+	afterGo := ref.AppendState(nil)
+	nodeNow := evs[len(evs)-1].Now + 1e9
+	nodeUser := stanza.MustParse("nodeuser@montague.com/r")
+	if _, err := ref.Client(nodeNow, nodeUser, []byte("<presence type='unavailable'><status>from node</status></presence>")); err != nil {
+		t.Fatal(err)
+	}
+	ref.Restarted()
+	afterNode := ref.AppendState(nil)
+
+	for _, engine := range []string{"native", "wazero"} {
+		t.Run(engine, func(t *testing.T) {
+			open := func(dir string) (*store.Durable, error) {
+				if engine == "native" {
+					return store.Open(dir, core.Config{Served: served}, store.Options{})
+				}
+				return wazerohost.OpenDurable(ctx, dir, core.Config{Served: served}, store.Options{})
+			}
+			dir := t.TempDir()
+			d, err := open(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, ev := range evs {
+				call(d, ev)
+			}
+			if err := d.Shutdown(); err != nil {
+				t.Fatal(err)
+			}
+			if got := nodeStore(t, dir, nodeNow); !bytes.Equal(got, afterGo) {
+				t.Fatal("Node.js opened the Go store with another state")
+			}
+			d, err = open(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer d.Shutdown()
+			if d.Recovery().Records != 1 {
+				t.Fatalf("recovery %+v: want the one record Node.js journaled", d.Recovery())
+			}
+			if got := d.AppendState(nil); !bytes.Equal(got, afterNode) {
+				t.Fatal("Go opened the Node.js store with another state")
 			}
 		})
 	}
