@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -299,5 +300,34 @@ func TestDurableAcrossGoAndNode(t *testing.T) {
 				t.Fatal("Go opened the Node.js store with another state")
 			}
 		})
+	}
+}
+
+// BenchmarkClientJournal is BenchmarkClient with the journal on: what the
+// records cost to encode in the guest and decode in the host.
+func BenchmarkClientJournal(b *testing.B) {
+	e := newEngine(b, core.Config{Served: served, Journal: true})
+	for i := 0; b.Loop(); i++ {
+		if _, err := e.Client(t0.Add(time.Duration(i)), romeo, onlineS); err != nil {
+			b.Fatal(err)
+		}
+		if len(e.Records()) != 1 {
+			b.Fatal("no record")
+		}
+	}
+}
+
+// BenchmarkDurableClient is one journaled, fsynced change through
+// OpenDurable: mostly the fsync.
+func BenchmarkDurableClient(b *testing.B) {
+	d, err := wazerohost.OpenDurable(ctx, b.TempDir(), core.Config{Served: served}, store.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer d.Shutdown()
+	for b.Loop() {
+		if _, err := d.Client(t0, romeo, onlineS); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
