@@ -51,7 +51,8 @@ func durableEvents(n int) []wazerohost.Event {
 	return evs
 }
 
-// inputs is what call needs: a machine, an engine or a store.Durable.
+// inputs is what call needs: a machine, an engine or a store.Durable
+// have it.
 type inputs interface {
 	Client(now clock.Time, session stanza.JID, raw []byte) ([]core.Output, error)
 	Server(now clock.Time, raw []byte) ([]core.Output, error)
@@ -166,38 +167,53 @@ func TestApplyRecordRefusesDamage(t *testing.T) {
 	}
 }
 
-// TestDurableAcrossEngines writes a store through one engine, shuts it
-// down without compacting (so the journal must be replayed) and opens it on
-// the other: the state is the native run's after the restart rule.
-func TestDurableAcrossEngines(t *testing.T) {
-	openNative := func(dir string) (*store.Durable, error) {
+// openStore opens the store in dir on the native machine or on wazero.
+func openStore(engine, dir string) (*store.Durable, error) {
+	if engine == "native" {
 		return store.Open(dir, core.Config{Served: served}, store.Options{})
 	}
-	openWasm := func(dir string) (*store.Durable, error) {
-		return wazerohost.OpenDurable(ctx, dir, core.Config{Served: served}, store.Options{})
-	}
-	opens := map[string]func(string) (*store.Durable, error){"native": openNative, "wazero": openWasm}
-	evs := durableEvents(200)
+	return wazerohost.OpenDurable(ctx, dir, core.Config{Served: served}, store.Options{})
+}
+
+// restartedState runs evs on a native machine, applies the restart rule
+// and returns the machine (for more) and its state.
+func restartedState(t *testing.T, evs []wazerohost.Event) (*core.Machine, []byte) {
+	t.Helper()
 	ref := journalingNative(t)
 	for _, ev := range evs {
 		call(ref, ev)
 	}
 	ref.Restarted()
-	want := ref.AppendState(nil)
+	return ref, ref.AppendState(nil)
+}
+
+// writeStore runs evs through a new store in dir on engine and shuts it
+// down, leaving the journal for the next open to replay.
+func writeStore(t *testing.T, engine, dir string, evs []wazerohost.Event) {
+	t.Helper()
+	d, err := openStore(engine, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ev := range evs {
+		call(d, ev)
+	}
+	if err := d.Shutdown(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestDurableAcrossEngines writes a store through one engine, shuts it
+// down without compacting (so the journal must be replayed) and opens it on
+// the other: the state is the native run's after the restart rule.
+func TestDurableAcrossEngines(t *testing.T) {
+	evs := durableEvents(200)
+	_, want := restartedState(t, evs)
 	for _, pair := range [][2]string{{"native", "wazero"}, {"wazero", "native"}, {"wazero", "wazero"}} {
 		t.Run(pair[0]+"-to-"+pair[1], func(t *testing.T) {
 			dir := t.TempDir()
-			w, err := opens[pair[0]](dir)
-			if err != nil {
-				t.Fatal(err)
-			}
-			for _, ev := range evs {
-				call(w, ev)
-			}
-			if err := w.Shutdown(); err != nil {
-				t.Fatal(err)
-			}
-			r, err := opens[pair[1]](dir)
+			writeStore(t, pair[0], dir, evs)
+			r, err := openStore(pair[1], dir)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -252,12 +268,7 @@ d.shutdown();
 // again, on wazero and natively.
 func TestDurableAcrossGoAndNode(t *testing.T) {
 	evs := durableEvents(150)
-	ref := journalingNative(t)
-	for _, ev := range evs {
-		call(ref, ev)
-	}
-	ref.Restarted()
-	afterGo := ref.AppendState(nil)
+	ref, afterGo := restartedState(t, evs)
 	nodeNow := evs[len(evs)-1].Now + 1e9
 	nodeUser := stanza.MustParse("nodeuser@montague.com/r")
 	if _, err := ref.Client(nodeNow, nodeUser, []byte("<presence type='unavailable'><status>from node</status></presence>")); err != nil {
@@ -268,27 +279,12 @@ func TestDurableAcrossGoAndNode(t *testing.T) {
 
 	for _, engine := range []string{"native", "wazero"} {
 		t.Run(engine, func(t *testing.T) {
-			open := func(dir string) (*store.Durable, error) {
-				if engine == "native" {
-					return store.Open(dir, core.Config{Served: served}, store.Options{})
-				}
-				return wazerohost.OpenDurable(ctx, dir, core.Config{Served: served}, store.Options{})
-			}
 			dir := t.TempDir()
-			d, err := open(dir)
-			if err != nil {
-				t.Fatal(err)
-			}
-			for _, ev := range evs {
-				call(d, ev)
-			}
-			if err := d.Shutdown(); err != nil {
-				t.Fatal(err)
-			}
+			writeStore(t, engine, dir, evs)
 			if got := nodeStore(t, dir, nodeNow); !bytes.Equal(got, afterGo) {
 				t.Fatal("Node.js opened the Go store with another state")
 			}
-			d, err = open(dir)
+			d, err := openStore(engine, dir)
 			if err != nil {
 				t.Fatal(err)
 			}

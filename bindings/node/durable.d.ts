@@ -1,6 +1,6 @@
 // Types for @lastseen-xmpp/lastseen/durable: a Machine whose durable state
 // lives in a directory (Node.js only), in the Go store's format.
-import type { Machine, Output, Time, Text, Subscription, Duration, DurableOptions, Recovery } from './index.js';
+import type { Machine, DurableOptions, Recovery } from './index.js';
 
 /** Journal records between two compactions, by default. */
 export const DEFAULT_COMPACT_EVERY: number;
@@ -18,6 +18,15 @@ export function crc32c(b: Uint8Array): number;
  */
 export function openDurable(dir: string, options: DurableOptions): DurableMachine;
 
+/**
+ * The Machine methods a DurableMachine has, with the same signatures:
+ * client, server, close (the session ended; to close the store, see
+ * shutdown), up and down are journaled, the others pass through.
+ */
+type Journaled = 'client' | 'server' | 'close' | 'up' | 'down';
+type PassedThrough = 'setRoster' | 'setBlock' | 'setHidden' | 'setProbeLimit' | 'state';
+export interface DurableMachine extends Pick<Machine, Journaled | PassedThrough> {}
+
 /** A Machine whose every durable change is journaled and fsynced before its outputs are returned. */
 export class DurableMachine {
   constructor(dir: string, options: DurableOptions);
@@ -25,17 +34,6 @@ export class DurableMachine {
   readonly recovery: Recovery;
   /** The machine, for reading and for facts; its input methods bypass the journal. */
   readonly machine: Machine;
-  client(now: Time, session: Text, stanza: Text): Output[];
-  server(now: Time, stanza: Text): Output[];
-  /** The session ended (to close the store, see shutdown). */
-  close(now: Time, session: Text): Output[];
-  up(now: Time, jid: Text): Output[];
-  down(now: Time, jid: Text): Output[];
-  setRoster(owner: Text, contact: Text, sub: Subscription): void;
-  setBlock(owner: Text, jid: Text, blocked?: boolean): void;
-  setHidden(owner: Text, hidden?: boolean): void;
-  setProbeLimit(now: Time, limit: { burst: number; per: Duration }): void;
-  state(): Uint8Array;
   /** Writes a snapshot of the whole state and starts a new, empty journal. */
   compact(): void;
   /** Closes the files and releases the lock; later calls throw. */
