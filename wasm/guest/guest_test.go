@@ -150,6 +150,7 @@ func FuzzStep(f *testing.F) {
 	f.Add(full)
 	f.Add(full[:len(full)/2])
 	f.Add([]byte{opClient, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff})
+	f.Add([]byte{opApply, 4, 0, 0, 0, 1, 2, 'a', 'b'})
 	f.Fuzz(func(t *testing.T, in []byte) {
 		if len(in) > defaultInCap {
 			return
