@@ -86,9 +86,22 @@ function alive(pid) {
 function lock(dir) {
   const p = path.join(dir, LOCK);
   const mine = `node ${process.pid}\n`;
+  // The pid is written to a file of our own first and linked into place:
+  // link fails if LOCK exists, and a LOCK that exists always holds its pid,
+  // so no opener ever mistakes a lock being taken for an empty, stale one.
+  const tmp = path.join(dir, `LOCK.${process.pid}`);
+  fs.writeFileSync(tmp, mine, { mode: 0o600 });
+  try {
+    return takeLock(dir, p, tmp);
+  } finally {
+    fs.rmSync(tmp, { force: true });
+  }
+}
+
+function takeLock(dir, p, tmp) {
   for (let attempt = 0; attempt < 2; attempt++) {
     try {
-      fs.writeFileSync(p, mine, { flag: 'wx', mode: 0o600 });
+      fs.linkSync(tmp, p);
       return p;
     } catch (e) {
       if (e.code !== 'EEXIST') throw e;
@@ -99,8 +112,8 @@ function lock(dir) {
     if (pid > 0 && (pid === process.pid || alive(pid))) {
       throw new LastseenError('LOCKED', `lastseen store: ${dir} is in use by ${holder.trim()}`);
     }
-    // Stale (its process is gone, or an empty file from a Go store that
-    // was shut down before Go wrote pids): remove it and try once more.
+    // Stale: its process is gone, or the file is empty (a Go store empties
+    // it when it shuts down). Remove it and try once more.
     try { fs.unlinkSync(p); } catch (e) { if (e.code !== 'ENOENT') throw e; }
   }
   throw new LastseenError('LOCKED', `lastseen store: ${dir}: could not take the lock`);
