@@ -21,9 +21,11 @@ export function openDurable(dir: string, options: DurableOptions): DurableMachin
 /**
  * The Machine methods a DurableMachine has, with the same signatures:
  * client, server, close (the session ended; to close the store, see
- * shutdown), up and down are journaled, the others pass through.
+ * shutdown), up and down are journaled, the others pass through. batch
+ * journals the whole batch with one fsync (group commit) and throws a
+ * TypeError for restore, apply and restarted events.
  */
-type Journaled = 'client' | 'server' | 'close' | 'up' | 'down';
+type Journaled = 'client' | 'server' | 'close' | 'up' | 'down' | 'batch';
 type PassedThrough = 'setRoster' | 'setBlock' | 'setHidden' | 'setProbeLimit' | 'state';
 export interface DurableMachine extends Pick<Machine, Journaled | PassedThrough> {}
 

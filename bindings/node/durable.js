@@ -36,6 +36,9 @@ const MAGIC = new TextEncoder().encode('LSSTORE\x01');
 const HEADER = MAGIC.length + 8;
 const FRAME = 8;
 
+// Events a durable batch may hold: the journaled ones, the facts and reads.
+const BATCHABLE = new Set(['client', 'server', 'close', 'up', 'down', 'roster', 'block', 'hide', 'limit', 'state', 'snapshot']);
+
 /** Journal records between two compactions, by default (as the Go store). */
 export const DEFAULT_COMPACT_EVERY = 10000;
 /** Journal bytes past which the store compacts, by default (as the Go store). */
@@ -243,8 +246,7 @@ export class DurableMachine {
     if (this.#failed) throw this.#failed;
   }
 
-  #persist(outputs) {
-    const recs = this.#machine.records();
+  #persist(outputs, recs = this.#machine.records()) {
     if (recs.length === 0) return outputs;
     let len = 0;
     for (const r of recs) len += FRAME + r.length;
@@ -280,17 +282,35 @@ export class DurableMachine {
    * get the state back from disk.
    */
   #input(method, ...args) {
+    return this.#persist(this.#run(method, ...args));
+  }
+
+  #run(method, ...args) {
     this.#check();
-    let outputs;
     try {
-      outputs = this.#machine[method](...args);
+      return this.#machine[method](...args);
     } catch (e) {
       if (e instanceof LastseenError && (e.code === 'TRAP' || e.code === 'PANIC')) {
         this.#failed = new LastseenError('FAILED', `lastseen store: the machine restarted empty (${e.message}); reopen the store`, { cause: e });
       }
       throw e;
     }
-    return this.#persist(outputs);
+  }
+
+  /**
+   * Machine#batch, journaled with one write and one fsync for the whole
+   * batch (group commit): send none of the outputs before it returns.
+   * Events that would bypass the journal (restore, apply, restarted) are
+   * refused with a TypeError before anything runs.
+   */
+  batch(events) {
+    for (const ev of events) {
+      if (!BATCHABLE.has(ev.type)) throw new TypeError(`a durable batch cannot run ${JSON.stringify(ev.type)} events`);
+    }
+    const results = this.#run('batch', events);
+    const recs = results.flatMap((r) => r.records ?? []);
+    this.#persist(null, recs);
+    return results.map(({ records, ...r }) => r);
   }
 
   /** Machine#client, journaled. */

@@ -145,6 +145,26 @@ if (process.env.LASTSEEN_DURABLE_CHILD) {
     d.shutdown();
   });
 
+  test('a batch is journaled whole with one write, and refuses what bypasses the journal', () => {
+    const dir = tmp();
+    let d = openDurable(dir, { served: SERVED });
+    const events = [];
+    for (let i = 0; i < 50; i++) {
+      events.push({ type: 'client', now: sec(i), session: `${user(i)}/r`, stanza: `<presence type='unavailable'><status>s${i}</status></presence>` });
+    }
+    events.push({ type: 'client', now: sec(60), session: 'bad', stanza: '<presence/>' });
+    const results = d.batch(events);
+    assert.equal(results.length, 51);
+    assert.ok(results.slice(0, 50).every((r) => r.outputs !== undefined && r.records === undefined));
+    assert.equal(results[50].error.code, 'SESSION');
+    assert.throws(() => d.batch([{ type: 'apply', record: new Uint8Array(1) }]), TypeError);
+    d.shutdown();
+    d = openDurable(dir, { served: SERVED });
+    assert.equal(d.recovery.records, 50);
+    for (let i = 0; i < 50; i++) assert.equal(statusOf(d, i), `s${i}`);
+    d.shutdown();
+  });
+
   test('SIGKILLed four times mid-stream, every acknowledged change is answered', { timeout: 120000 }, async (t) => {
     const dir = tmp();
     let next = 0; // the first change not yet acknowledged

@@ -64,3 +64,7 @@ store.shutdown();
 const jm = new Machine({ served: ['montague.com'], journal: true });
 jm.client(Date.now(), 'romeo@montague.com/balcony', '<presence/>');
 for (const r of jm.records()) m.applyRecord(r);
+const again = openDurable('/tmp/lastseen-usage', { served: ['montague.com'] });
+const rs: BatchResult[] = again.batch([{ type: 'client', now: Date.now(), session: 'romeo@montague.com/balcony', stanza: '<presence/>' }]);
+console.log(rs.length);
+again.shutdown();
