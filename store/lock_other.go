@@ -20,3 +20,6 @@ func lockDir(path string) (*os.File, error) {
 // syncDir is a no-op where directories cannot be fsynced (Windows makes
 // renames durable through the file system's own journal).
 func syncDir(string) error { return nil }
+
+// unlockDir closes the lock file.
+func unlockDir(f *os.File) { f.Close() }

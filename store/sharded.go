@@ -75,7 +75,7 @@ func OpenSharded(dir string, cfg core.Config, shards int, opts Options) (*Sharde
 	d.cond.L = &d.mu
 	compact := func() error { return d.install(s.Snapshot(snapshotHeader(d.gen + 1))) }
 	if err := d.load(s, compact); err != nil {
-		d.lock.Close()
+		unlockDir(d.lock)
 		return nil, err
 	}
 	s.SetJournal(d.append)
@@ -323,7 +323,7 @@ func (d *ShardedDurable) Shutdown() error {
 			err = cerr
 		}
 	}
-	d.lock.Close()
+	unlockDir(d.lock)
 	if d.err == nil {
 		d.err = errors.New("store: shut down")
 		d.failed.Store(true)

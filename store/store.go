@@ -73,6 +73,14 @@
 // commit) instead of ManualSync. Its directory has the same format, so a
 // store written by either opens in the other.
 //
+// # Other engines
+//
+// OpenEngine keeps any Engine, not only a core.Machine: package wazerohost
+// (bindings/go) opens the WebAssembly module's machine with it, whose
+// journal records travel over the ABI. The records and the snapshot are
+// the same bytes from every engine, so a directory written by one opens on
+// the others; the Node.js binding writes the same format too.
+//
 // What is not stored: roster, blocking and opt-out facts (the host's own
 // storage holds them; feed them again after Open), and probe rate-limit
 // buckets (they belong to sessions, which do not survive a restart).
@@ -156,8 +164,9 @@ type Recovery struct {
 // a Machine it is not safe for concurrent use.
 type Durable struct {
 	dirStore
-	m       *core.Machine
-	pending []byte // frames not yet written (ManualSync)
+	e       Engine
+	m       *core.Machine // e, when the Durable was made by Open
+	pending []byte        // frames not yet written (ManualSync)
 	err     error
 }
 
@@ -175,9 +184,9 @@ type dirStore struct {
 	recovery Recovery
 }
 
-// engine is what loading a store needs of the machine behind it:
-// core.Machine and core.Sharded both have it.
-type engine interface {
+// loader is what loading a store needs of the machine behind it:
+// core.Machine, core.Sharded and every Engine have it.
+type loader interface {
 	Restore(snapshot []byte) error
 	ApplyRecord(rec []byte) error
 	Restarted() int
@@ -196,9 +205,55 @@ func Open(dir string, cfg core.Config, opts Options) (*Durable, error) {
 	if err != nil {
 		return nil, err
 	}
-	d := &Durable{dirStore: ds, m: m}
+	d := &Durable{dirStore: ds, e: m, m: m}
 	if err := d.load(m, d.compact); err != nil {
-		d.lock.Close()
+		unlockDir(d.lock)
+		return nil, err
+	}
+	return d, nil
+}
+
+// Engine is a lastseen machine the store can keep: *core.Machine, and the
+// WebAssembly engine of package wazerohost (bindings/go), whose
+// OpenDurable calls OpenEngine. Its methods are core.Machine's; it must
+// journal (core.Config.Journal): Records returns the journal records of
+// its last Client, Server, Close, Up or Down call.
+type Engine interface {
+	Client(now clock.Time, session stanza.JID, raw []byte) ([]core.Output, error)
+	Server(now clock.Time, raw []byte) ([]core.Output, error)
+	Close(now clock.Time, session stanza.JID) ([]core.Output, error)
+	Up(now clock.Time, jid stanza.JID) ([]core.Output, error)
+	Down(now clock.Time, jid stanza.JID) ([]core.Output, error)
+	SetRoster(owner, contact stanza.JID, sub core.Subscription) error
+	SetBlock(owner, jid stanza.JID, blocked bool) error
+	SetHidden(owner stanza.JID, hidden bool) error
+	SetProbeLimit(now clock.Time, l core.RateLimit) error
+	AppendState(dst []byte) []byte
+	// Snapshot appends the durable state to dst; an engine that cannot
+	// answer returns dst unchanged, which the store takes as a failure.
+	Snapshot(dst []byte) []byte
+	Restore(snapshot []byte) error
+	ApplyRecord(rec []byte) error
+	// Restarted applies the restart rule; a negative count means the
+	// engine could not, which fails Open.
+	Restarted() int
+	Records() [][]byte
+}
+
+// OpenEngine is Open for a machine the caller made, empty and journaling:
+// the store loads its state into e. The file format is Open's, so a
+// directory written through one engine opens on any other.
+func OpenEngine(dir string, e Engine, opts Options) (*Durable, error) {
+	ds, err := openDir(dir, opts)
+	if err != nil {
+		return nil, err
+	}
+	d := &Durable{dirStore: ds, e: e}
+	if m, ok := e.(*core.Machine); ok {
+		d.m = m
+	}
+	if err := d.load(e, d.compact); err != nil {
+		unlockDir(d.lock)
 		return nil, err
 	}
 	return d, nil
@@ -224,7 +279,7 @@ func openDir(dir string, opts Options) (dirStore, error) {
 
 // load reads the snapshot and journal into m, applies the restart rule
 // and calls compact, which must write m's state as a new generation.
-func (d *dirStore) load(m engine, compact func() error) error {
+func (d *dirStore) load(m loader, compact func() error) error {
 	os.Remove(filepath.Join(d.dir, tmpName))
 	journals, err := d.journals()
 	if err != nil {
@@ -251,6 +306,9 @@ func (d *dirStore) load(m engine, compact func() error) error {
 		}
 	}
 	d.recovery.TookOffline = m.Restarted()
+	if d.recovery.TookOffline < 0 {
+		return fmt.Errorf("store: %s: the machine could not apply the restart rule", d.dir)
+	}
 	if err := compact(); err != nil {
 		return err
 	}
@@ -284,7 +342,7 @@ func withMsg(err error, msg string) error { return fmt.Errorf("%w: %s", err, msg
 
 // readSnapshot checks the store's snapshot file and restores m from it,
 // all or nothing.
-func readSnapshot(m engine, b []byte) (uint64, error) {
+func readSnapshot(m loader, b []byte) (uint64, error) {
 	if len(b) < headerLen+4 {
 		return 0, withMsg(core.ErrCorrupt, "snapshot file is truncated ("+strconv.Itoa(len(b))+" bytes)")
 	}
@@ -303,7 +361,7 @@ func readSnapshot(m engine, b []byte) (uint64, error) {
 }
 
 // replay applies the intact frames of the journal at path to m.
-func (d *dirStore) replay(m engine, path string) error {
+func (d *dirStore) replay(m loader, path string) error {
 	b, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil // a crash between the snapshot's rename and the journal's creation
@@ -360,15 +418,20 @@ func (d *dirStore) Recovery() Recovery { return d.recovery }
 
 // Machine returns the machine, for reading (AppendState, Snapshot) and for
 // the roster, blocking, opt-out and limit facts the store does not keep.
-// Calling its input methods directly would bypass the journal.
+// Calling its input methods directly would bypass the journal. It is nil
+// when OpenEngine was given another Engine; see Engine.
 func (d *Durable) Machine() *core.Machine { return d.m }
+
+// Engine returns the machine behind the store, whichever its kind, with
+// the same caveat as Machine.
+func (d *Durable) Engine() Engine { return d.e }
 
 // Client is core.Machine.Client, persisted.
 func (d *Durable) Client(now clock.Time, session stanza.JID, raw []byte) ([]core.Output, error) {
 	if d.err != nil {
 		return nil, d.err
 	}
-	out, err := d.m.Client(now, session, raw)
+	out, err := d.e.Client(now, session, raw)
 	return d.persist(out, err)
 }
 
@@ -378,7 +441,7 @@ func (d *Durable) Server(now clock.Time, raw []byte) ([]core.Output, error) {
 	if d.err != nil {
 		return nil, d.err
 	}
-	out, err := d.m.Server(now, raw)
+	out, err := d.e.Server(now, raw)
 	return d.persist(out, err)
 }
 
@@ -388,7 +451,7 @@ func (d *Durable) Close(now clock.Time, session stanza.JID) ([]core.Output, erro
 	if d.err != nil {
 		return nil, d.err
 	}
-	out, err := d.m.Close(now, session)
+	out, err := d.e.Close(now, session)
 	return d.persist(out, err)
 }
 
@@ -397,7 +460,7 @@ func (d *Durable) Up(now clock.Time, jid stanza.JID) ([]core.Output, error) {
 	if d.err != nil {
 		return nil, d.err
 	}
-	out, err := d.m.Up(now, jid)
+	out, err := d.e.Up(now, jid)
 	return d.persist(out, err)
 }
 
@@ -406,32 +469,32 @@ func (d *Durable) Down(now clock.Time, jid stanza.JID) ([]core.Output, error) {
 	if d.err != nil {
 		return nil, d.err
 	}
-	out, err := d.m.Down(now, jid)
+	out, err := d.e.Down(now, jid)
 	return d.persist(out, err)
 }
 
 // SetRoster is core.Machine.SetRoster (not stored).
 func (d *Durable) SetRoster(owner, contact stanza.JID, sub core.Subscription) error {
-	return d.m.SetRoster(owner, contact, sub)
+	return d.e.SetRoster(owner, contact, sub)
 }
 
 // SetBlock is core.Machine.SetBlock (not stored).
 func (d *Durable) SetBlock(owner, jid stanza.JID, blocked bool) error {
-	return d.m.SetBlock(owner, jid, blocked)
+	return d.e.SetBlock(owner, jid, blocked)
 }
 
 // SetHidden is core.Machine.SetHidden (not stored).
 func (d *Durable) SetHidden(owner stanza.JID, hidden bool) error {
-	return d.m.SetHidden(owner, hidden)
+	return d.e.SetHidden(owner, hidden)
 }
 
 // SetProbeLimit is core.Machine.SetProbeLimit (not stored).
 func (d *Durable) SetProbeLimit(now clock.Time, l core.RateLimit) error {
-	return d.m.SetProbeLimit(now, l)
+	return d.e.SetProbeLimit(now, l)
 }
 
 // AppendState is core.Machine.AppendState.
-func (d *Durable) AppendState(dst []byte) []byte { return d.m.AppendState(dst) }
+func (d *Durable) AppendState(dst []byte) []byte { return d.e.AppendState(dst) }
 
 // persist frames the call's journal records and, unless ManualSync, writes
 // and fsyncs them before the outputs go back to the host.
@@ -439,7 +502,7 @@ func (d *Durable) persist(out []core.Output, err error) ([]core.Output, error) {
 	if err != nil {
 		return nil, err // refused input changed nothing
 	}
-	recs := d.m.Records()
+	recs := d.e.Records()
 	if len(recs) == 0 {
 		return out, nil
 	}
@@ -496,7 +559,10 @@ func (d *Durable) Compact() error {
 }
 
 func (d *Durable) compact() error {
-	b := d.m.Snapshot(snapshotHeader(d.gen + 1))
+	b := d.e.Snapshot(snapshotHeader(d.gen + 1))
+	if len(b) <= headerLen {
+		return d.fail(errors.New("the machine gave no snapshot"))
+	}
 	if err := d.install(b); err != nil {
 		return d.fail(err)
 	}
@@ -579,7 +645,7 @@ func (d *Durable) Shutdown() error {
 			err = cerr
 		}
 	}
-	d.lock.Close()
+	unlockDir(d.lock)
 	if d.err == nil {
 		d.err = errors.New("store: shut down")
 	}

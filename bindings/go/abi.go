@@ -50,6 +50,7 @@ const (
 	opSnapshot  = 12
 	opRestore   = 13
 	opRestarted = 14
+	opApply     = 15
 )
 
 // Result codes.
@@ -181,6 +182,7 @@ func (w *encoder) config(cfg *core.Config) {
 		int64(cfg.ProbeLimit.Burst), int64(cfg.ProbeLimit.Per),
 		int64(cfg.MaxEntities), int64(cfg.MaxResources),
 		int64(cfg.Limits.MaxBytes), int64(cfg.Limits.MaxDepth), int64(cfg.Limits.MaxAttrs),
+		int64(flag(cfg.Journal)),
 	}
 	w.u32(uint32(len(opts)))
 	for _, o := range opts {
@@ -245,6 +247,9 @@ func (w *encoder) event(ev *Event) bool {
 		w.bytes(ev.Stanza)
 	case EventRestarted:
 		w.u8(opRestarted)
+	case EventApply:
+		w.u8(opApply)
+		w.bytes(ev.Stanza)
 	default:
 		return false
 	}
@@ -365,7 +370,35 @@ const (
 	EventSnapshot                       // Machine.Snapshot: Result.State
 	EventRestore                        // Machine.Restore(Stanza): the snapshot travels in Stanza
 	EventRestarted                      // Machine.Restarted: Result.State is the count, a little-endian u32
+	EventApply                          // Machine.ApplyRecord(Stanza): the record travels in Stanza
 )
+
+// journals reports whether events of kind k carry journal records in their
+// results when the machine journals (ABI.md section 5, "Journal").
+func (k EventKind) journals() bool {
+	return k >= EventClient && k <= EventDown
+}
+
+// splitRecords decodes the journal records a result's data carries: u32 n,
+// then n str records. The records alias data.
+func splitRecords(data []byte) ([][]byte, error) {
+	if len(data) == 0 {
+		return nil, nil
+	}
+	d := decoder{b: data}
+	n := d.u32()
+	if d.bad || uint64(n) > uint64(len(data))/4 {
+		return nil, fmt.Errorf("%w: malformed journal records", ErrABI)
+	}
+	recs := make([][]byte, n)
+	for i := range recs {
+		recs[i] = d.bytes()
+	}
+	if d.bad || d.i != len(data) {
+		return nil, fmt.Errorf("%w: malformed journal records", ErrABI)
+	}
+	return recs, nil
+}
 
 // Event is one call of a core.Machine method, for Engine.Batch.
 type Event struct {
@@ -380,9 +413,12 @@ type Event struct {
 }
 
 // Result is what one Event gave: the Machine method's outputs and error,
-// and the bytes EventState, EventSnapshot and EventRestarted return.
+// the bytes EventState, EventSnapshot and EventRestarted return, and, when
+// Config.Journal is set, the journal records of a client, server, close, up
+// or down event (core.Machine.Records).
 type Result struct {
 	Outputs []core.Output
 	State   []byte
+	Records [][]byte
 	Err     error
 }

@@ -125,8 +125,9 @@ type Engine struct {
 	stack    [1]uint64
 	enc      encoder
 	limit    core.RateLimit
-	err      error // set when the engine cannot run any more
-	starting bool  // configuring a fresh instance: a trap now is final
+	records  [][]byte // of the last client, server, close, up or down call
+	err      error    // set when the engine cannot run any more
+	starting bool     // configuring a fresh instance: a trap now is final
 }
 
 // New returns an Engine for cfg. The guest keeps roster, blocking and
@@ -334,8 +335,8 @@ func (e *Engine) Batch(events []Event) ([]Result, error) {
 			return rs, err
 		}
 		for k := i; k < j; k++ {
-			if events[k].Kind == EventLimit && rs[k].Err == nil {
-				e.limit = events[k].Limit
+			if err := e.settle(&events[k], &rs[k]); err != nil {
+				return rs, err
 			}
 		}
 		i = j
@@ -354,6 +355,9 @@ func (e *Engine) dead() error {
 func (e *Engine) one(ev *Event) Result {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	if ev.Kind.journals() {
+		e.records = nil
+	}
 	if e.mod == nil {
 		return Result{Err: e.dead()}
 	}
@@ -367,10 +371,32 @@ func (e *Engine) one(ev *Event) Result {
 	if len(rs) != 1 {
 		return Result{Err: fmt.Errorf("%w: %d results for one event", ErrABI, len(rs))}
 	}
-	if ev.Kind == EventLimit && rs[0].Err == nil {
-		e.limit = ev.Limit
+	if err := e.settle(ev, &rs[0]); err != nil {
+		return Result{Err: err}
+	}
+	if ev.Kind.journals() {
+		e.records = rs[0].Records
 	}
 	return rs[0]
+}
+
+// settle finishes the result r of ev: it keeps a new probe limit and moves
+// journal records out of the result's data.
+func (e *Engine) settle(ev *Event, r *Result) error {
+	if r.Err != nil {
+		return nil
+	}
+	if ev.Kind == EventLimit {
+		e.limit = ev.Limit
+	}
+	if ev.Kind.journals() {
+		recs, err := splitRecords(r.State)
+		if err != nil {
+			return err
+		}
+		r.Records, r.State = recs, nil
+	}
+	return nil
 }
 
 func (e *Engine) input(ev Event) ([]core.Output, error) {
@@ -487,6 +513,23 @@ func (e *Engine) Restarted() int {
 		return -1
 	}
 	return int(binary.LittleEndian.Uint32(r.State))
+}
+
+// ApplyRecord is core.Machine.ApplyRecord: it replays one journal record
+// written by any engine. A damaged record is refused with core.ErrCorrupt
+// and nothing changes.
+func (e *Engine) ApplyRecord(rec []byte) error {
+	return e.one(&Event{Kind: EventApply, Stanza: rec}).Err
+}
+
+// Records is core.Machine.Records: the journal records of the last Client,
+// Server, Close, Up or Down call, when Config.Journal is set (empty after a
+// refused call). Unlike the machine's they are the caller's to keep; like
+// the machine's they are only meaningful if calls do not overlap.
+func (e *Engine) Records() [][]byte {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.records
 }
 
 // Release closes the engine's instance; every later call fails with

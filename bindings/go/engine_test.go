@@ -39,11 +39,7 @@ func newEngine(t testing.TB, cfg core.Config) *wazerohost.Engine {
 
 // machine is the API the Engine shares with core.Machine.
 type machine interface {
-	Client(now clock.Time, session stanza.JID, raw []byte) ([]core.Output, error)
-	Server(now clock.Time, raw []byte) ([]core.Output, error)
-	Close(now clock.Time, session stanza.JID) ([]core.Output, error)
-	Up(now clock.Time, jid stanza.JID) ([]core.Output, error)
-	Down(now clock.Time, jid stanza.JID) ([]core.Output, error)
+	inputs
 	SetRoster(owner, contact stanza.JID, sub core.Subscription) error
 	SetBlock(owner, jid stanza.JID, blocked bool) error
 	SetHidden(owner stanza.JID, hidden bool) error

@@ -43,7 +43,9 @@ export type ErrorCode =
   | 'NOT_LOCAL' | 'SESSION' | 'NOT_DOMAIN' | 'NO_FACT_STORE' | 'CONFIG'
   | 'TOO_MANY_ENTITIES' | 'TOO_MANY_RESOURCES' | 'CORRUPT'
   | 'NO_MACHINE' | 'PANIC' | 'OTHER'
-  | 'TRAP' | 'ABI' | 'RELEASED' | `CODE_${number}`;
+  | 'TRAP' | 'ABI' | 'RELEASED' | `CODE_${number}`
+  /** From the durable store (durable.js): another process holds the directory; an earlier write failed. */
+  | 'LOCKED' | 'FAILED';
 
 export class LastseenError extends Error {
   name: 'LastseenError';
@@ -75,6 +77,12 @@ export interface MachineOptions {
   /** Most attributes on one element (0: 64). */
   maxAttrs?: number;
   /**
+   * Journal every durable change: client, server, close, up and down then
+   * return their journal records through records() (and batch), for a
+   * store such as openDurable. Default false.
+   */
+  journal?: boolean;
+  /**
    * The module: its bytes or a compiled module (compileModule makes one from
    * a URL); in Node.js also a path. Default: the package's lastseen.wasm
    * (in a browser, the one served beside index.js).
@@ -95,9 +103,11 @@ export type Event =
   | { type: 'state' }
   | { type: 'snapshot' }
   | { type: 'restore'; snapshot: Uint8Array }
-  | { type: 'restarted' };
+  | { type: 'restarted' }
+  | { type: 'apply'; record: Uint8Array };
 
-export type BatchResult = { outputs: Output[] } | { state: Uint8Array } | { error: LastseenError };
+/** With `journal`, client, server, close, up and down results also carry `records`. */
+export type BatchResult = { outputs: Output[]; records?: Uint8Array[] } | { state: Uint8Array } | { error: LastseenError };
 
 /** One lastseen machine in its own WebAssembly instance. Methods throw LastseenError. */
 export class Machine {
@@ -127,6 +137,14 @@ export class Machine {
   restore(snapshot: Uint8Array): void;
   /** The restart rule after restore; returns how many resources it took offline. */
   restarted(): number;
+  /**
+   * With `journal`: the journal records of the last client, server, close,
+   * up or down call, the native library's bytes; write them (fsynced) in
+   * order before sending the call's outputs. Empty if it changed nothing.
+   */
+  records(): Uint8Array[];
+  /** Replays one journal record from any engine; a damaged one throws CORRUPT and changes nothing. */
+  applyRecord(record: Uint8Array): void;
   batch(events: Event[]): BatchResult[];
   /** A fresh, empty machine in the same instance; options replace the current ones. */
   reset(options?: Omit<MachineOptions, 'wasm'>): void;
@@ -142,3 +160,23 @@ export function wasmPath(): string;
  * the bytes. With no source: the package's own lastseen.wasm.
  */
 export function compileModule(source?: string | URL | Response | Uint8Array | ArrayBuffer | WebAssembly.Module): Promise<WebAssembly.Module>;
+
+/** Options of openDurable (from '@lastseen-xmpp/lastseen/durable', Node.js only). */
+export interface DurableOptions extends Omit<MachineOptions, 'journal'> {
+  /** Journal records between two compactions (default 10000). */
+  compactEvery?: number;
+  /** Journal bytes past which the store compacts (default 64 MiB). */
+  compactBytes?: number;
+}
+
+/** What openDurable found on disk. */
+export interface Recovery {
+  /** Generation of the snapshot loaded (0: none). */
+  generation: number;
+  /** Journal records applied on top of it. */
+  records: number;
+  /** Bytes of a torn journal tail that were dropped. */
+  tornBytes: number;
+  /** Resources the restart rule took offline. */
+  tookOffline: number;
+}

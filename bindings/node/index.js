@@ -21,7 +21,7 @@ export const ABI_VERSION = 2;
 const OP = {
   config: 1, client: 2, server: 3, close: 4, up: 5, down: 6,
   roster: 7, block: 8, hide: 9, limit: 10, state: 11,
-  snapshot: 12, restore: 13, restarted: 14,
+  snapshot: 12, restore: 13, restarted: 14, apply: 15,
 };
 
 // ABI.md §4: statuses.
@@ -251,6 +251,7 @@ function encodeEvent(w, ev) {
     case 'limit': w.i64(nanos(ev.now)); w.i64(BigInt(ev.burst)); w.i64(duration(ev.per)); break;
     case 'state': case 'snapshot': case 'restarted': break;
     case 'restore': w.str(ev.snapshot); break;
+    case 'apply': w.str(ev.record); break;
   }
 }
 
@@ -264,6 +265,7 @@ function encodeConfig(w, o) {
     BigInt(lim.burst ?? 0), lim.per === undefined ? 0n : duration(lim.per),
     BigInt(o.maxEntities ?? 0), BigInt(o.maxResources ?? 0),
     BigInt(o.maxBytes ?? 0), BigInt(o.maxDepth ?? 0), BigInt(o.maxAttrs ?? 0),
+    o.journal ? 1n : 0n,
   ];
   w.u32(opts.length);
   for (const v of opts) w.i64(v);
@@ -271,6 +273,19 @@ function encodeConfig(w, o) {
 
 /** Event types whose batch result is {state} (their data) rather than {outputs}. */
 const DATA_EVENTS = new Set(['state', 'snapshot', 'restarted']);
+
+/** Event types whose data carries journal records when the machine journals (ABI.md §5, Journal). */
+const JOURNAL_EVENTS = new Set(['client', 'server', 'close', 'up', 'down']);
+
+/** Splits a result's data into its journal records (u32 n, n × str): views into data. */
+function splitRecords(data) {
+  if (data.length === 0) return [];
+  const r = new Reader(data);
+  const records = [];
+  for (let n = r.u32(); n > 0; n--) records.push(r.bytes());
+  if (r.i !== data.length) throw new LastseenError('ABI', 'lastseen: malformed journal records');
+  return records;
+}
 
 /**
  * One stanza to send. `bytes` is a getter over a private field, so that
@@ -345,11 +360,14 @@ export class Machine {
   #memory = null;
   #ctrl = 0;
   #enc = new Encoder();
+  #records = [];
 
   /**
    * @param {object} options `served` (domains, at least one), and optional
    *   `probeLimit: {burst, per}` (per in ms, or ns as a bigint),
-   *   `maxEntities`, `maxResources`, `maxBytes`, `maxDepth`, `maxAttrs`, and
+   *   `maxEntities`, `maxResources`, `maxBytes`, `maxDepth`, `maxAttrs`,
+   *   `journal` (true: every change returns its journal records, see
+   *   records()), and
    *   `wasm` (bytes or a WebAssembly.Module, which compileModule makes from
    *   a URL; in Node.js also a path; default there: the package's
    *   lastseen.wasm).
@@ -431,10 +449,13 @@ export class Machine {
   }
 
   #one(ev) {
+    const journals = JOURNAL_EVENTS.has(ev.type);
+    if (journals) this.#records = [];
     this.#enc.n = 0;
     encodeEvent(this.#enc, ev);
     const [r] = this.#send();
     if (r.error) throw r.error;
+    if (journals) this.#records = splitRecords(r.data);
     return r;
   }
 
@@ -463,6 +484,16 @@ export class Machine {
    * `per` (ms, or ns as a bigint). Buckets refill at the old rate up to now.
    */
   setProbeLimit(now, { burst, per }) { this.#one({ type: 'limit', now, burst, per }); }
+  /**
+   * The journal records of the last client, server, close, up or down call
+   * (ABI.md §5, Journal), when the machine was made with `journal: true`:
+   * Uint8Arrays, the native library's bytes, to write (and fsync) in order
+   * before sending the call's outputs. Empty when it changed nothing
+   * durable, or was refused.
+   */
+  records() { return this.#records; }
+  /** Replays one journal record written by any engine; a damaged one throws code CORRUPT and changes nothing. */
+  applyRecord(record) { this.#one({ type: 'apply', record }); }
   /** The deterministic encoding of everything the machine tracks. */
   state() { return this.#one({ type: 'state' }).data; }
   /**
@@ -485,8 +516,9 @@ export class Machine {
    * Runs many events in one call per buffer-full. Each event is
    * `{type, ...}` with the arguments of the method of that name (`roster`,
    * `block` and `hide` for the set* methods, `limit` with burst and per,
-   * `state`). Returns one `{outputs}`, `{state}` or `{error}` per event;
-   * a refused event does not stop the batch.
+   * `state`, `apply` with record). Returns one `{outputs}`, `{state}` or
+   * `{error}` per event (with `journal`, client, server, close, up and down
+   * give `{outputs, records}`); a refused event does not stop the batch.
    */
   batch(events) {
     const results = [];
@@ -501,7 +533,11 @@ export class Machine {
         if (this.#enc.n > cap && j > i) { this.#enc.n = mark; break; }
       }
       for (const r of this.#send()) {
-        results.push(r.error ? { error: r.error } : DATA_EVENTS.has(events[results.length].type) ? { state: r.data } : { outputs: r.outputs });
+        const type = events[results.length].type;
+        if (r.error) results.push({ error: r.error });
+        else if (DATA_EVENTS.has(type)) results.push({ state: r.data });
+        else if (this.#options.journal && JOURNAL_EVENTS.has(type)) results.push({ outputs: r.outputs, records: splitRecords(r.data) });
+        else results.push({ outputs: r.outputs });
       }
       i = j;
     }

@@ -49,9 +49,10 @@ const (
 	opSnapshot  = 12
 	opRestore   = 13
 	opRestarted = 14
+	opApply     = 15
 )
 
-var opNames = [...]string{"", "config", "client", "server", "close", "up", "down", "roster", "block", "hide", "limit", "state", "snapshot", "restore", "restarted"}
+var opNames = [...]string{"", "config", "client", "server", "close", "up", "down", "roster", "block", "hide", "limit", "state", "snapshot", "restore", "restarted", "apply"}
 
 // Result codes: 0 is success, the others name the error's class. They map
 // one to one onto the core and stanza sentinels (ABI.md has the table).
@@ -124,12 +125,13 @@ const (
 
 // configOpts is the number of i64 options a config event may carry, in
 // this order: probe burst, probe period (ns), max entities, max resources,
-// max stanza bytes, max depth, max attributes.
-const configOpts = 7
+// max stanza bytes, max depth, max attributes, journal (non-zero: on).
+const configOpts = 8
 
 // guest is the state behind the exports.
 type guest struct {
 	m        *core.Machine
+	journal  bool   // the machine journals: results of changing events carry records
 	in       []byte // input buffer, len == cap
 	out      []byte // results of the last step
 	nResults int
@@ -243,10 +245,10 @@ func (g *guest) apply(ev *event) ([]core.Output, []byte, error) {
 		default:
 			outs, err = m.Down(ev.now, j)
 		}
-		return outs, nil, err
+		return outs, g.records(err), err
 	case opServer:
 		outs, err := m.Server(ev.now, ev.stanza)
-		return outs, nil, err
+		return outs, g.records(err), err
 	case opRoster, opBlock, opHide:
 		owner, err := g.jid(ev.a)
 		if err != nil {
@@ -270,6 +272,8 @@ func (g *guest) apply(ev *event) ([]core.Output, []byte, error) {
 		return nil, g.state, nil
 	case opRestore:
 		return nil, nil, m.Restore(ev.stanza)
+	case opApply:
+		return nil, nil, m.ApplyRecord(ev.stanza)
 	case opRestarted:
 		g.state = binary.LittleEndian.AppendUint32(g.state[:0], uint32(m.Restarted()))
 		return nil, g.state, nil
@@ -277,6 +281,27 @@ func (g *guest) apply(ev *event) ([]core.Output, []byte, error) {
 		g.state = m.AppendState(g.state[:0])
 		return nil, g.state, nil
 	}
+}
+
+// records encodes the journal records of the machine's last call as a
+// result's data: u32 n, then n str records. It is empty when the machine
+// does not journal, when the call was refused (it changed nothing) and
+// when it changed nothing durable, so a host that journals writes only
+// what it is given.
+func (g *guest) records(err error) []byte {
+	if !g.journal || err != nil {
+		return nil
+	}
+	recs := g.m.Records()
+	if len(recs) == 0 {
+		return nil
+	}
+	g.state = binary.LittleEndian.AppendUint32(g.state[:0], uint32(len(recs)))
+	for _, r := range recs {
+		g.state = binary.LittleEndian.AppendUint32(g.state, uint32(len(r)))
+		g.state = append(g.state, r...)
+	}
+	return g.state
 }
 
 // config replaces the machine with a fresh one; on error the old one stays.
@@ -292,11 +317,12 @@ func (g *guest) config(ev *event) error {
 		MaxEntities:  int(o[2]),
 		MaxResources: int(o[3]),
 		Limits:       stanza.Limits{MaxBytes: int(o[4]), MaxDepth: int(o[5]), MaxAttrs: int(o[6])},
+		Journal:      o[7] != 0,
 	})
 	if err != nil {
 		return err
 	}
-	g.m = m
+	g.m, g.journal = m, o[7] != 0
 	return nil
 }
 
@@ -485,7 +511,7 @@ func (d *decoder) event(ev *event) bool {
 		ev.now = clock.Time(d.i64())
 		ev.nums[0] = d.i64()
 		ev.nums[1] = d.i64()
-	case opRestore:
+	case opRestore, opApply:
 		ev.stanza = d.bytes()
 	case opState, opSnapshot, opRestarted:
 	default:

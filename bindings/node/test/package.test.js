@@ -30,7 +30,7 @@ test('npm pack ships the code, types, module, README and LICENSE', () => {
   const r = spawnSync('npm', ['pack', '--dry-run', '--json', '--ignore-scripts=false'], { cwd: dir, encoding: 'utf8' });
   assert.equal(r.status, 0, r.stderr);
   const files = JSON.parse(r.stdout)[0].files.map((f) => f.path).sort();
-  assert.deepEqual(files, ['LICENSE', 'README.md', 'index.d.ts', 'index.js', 'lastseen.wasm', 'package.json']);
+  assert.deepEqual(files, ['LICENSE', 'README.md', 'durable.d.ts', 'durable.js', 'index.d.ts', 'index.js', 'lastseen.wasm', 'package.json']);
   for (const f of ['LICENSE', 'README.md', 'lastseen.wasm']) {
     assert.ok(!existsSync(new URL(`../${f}`, import.meta.url)), `postpack removed the copy of ${f}`);
   }
@@ -63,4 +63,22 @@ test('index.d.ts declares every export of index.js and no other', () => {
 test('the package imports itself by name', async () => {
   const self = await import(pkg.name);
   assert.equal(self.Machine, lastseen.Machine);
+});
+
+test('durable.d.ts declares every export of durable.js and every method', async () => {
+  const durable = await import('../durable.js');
+  const dts = readFileSync(new URL('../durable.d.ts', import.meta.url), 'utf8');
+  const declared = new Set([...dts.matchAll(/^export (?:const|class|function) (\w+)/gm)].map((m) => m[1]));
+  assert.deepEqual([...declared].sort(), Object.keys(durable).sort());
+  for (const method of Object.getOwnPropertyNames(durable.DurableMachine.prototype)) {
+    if (method === 'constructor') continue;
+    assert.match(dts, new RegExp(`^  (?:readonly )?${method}[(:]|'${method}'`, 'm'), `durable.d.ts declares DurableMachine#${method}`);
+  }
+  const self = await import(`${pkg.name}/durable`);
+  assert.equal(self.openDurable, durable.openDurable);
+});
+
+test('index.js stays browser-safe: only durable.js touches the file system for stores', () => {
+  const js = readFileSync(new URL('../index.js', import.meta.url), 'utf8');
+  assert.doesNotMatch(js, /durable\.js|fsyncSync/);
 });

@@ -52,3 +52,19 @@ async function inBrowser(url: URL): Promise<Machine> {
 }
 void inBrowser;
 console.log(offline, ABI_VERSION, wasmPath());
+
+// The durable store (Node.js only) has types of its own.
+import { openDurable } from '@lastseen-xmpp/lastseen/durable';
+import type { Recovery } from '@lastseen-xmpp/lastseen';
+const store = openDurable('/tmp/lastseen-usage', { served: ['montague.com'], compactEvery: 1000 });
+const recovered: Recovery = store.recovery;
+const sent: Output[] = store.client(Date.now(), 'romeo@montague.com/balcony', '<presence/>');
+console.log(recovered.records, sent.length, store.machine.records().length);
+store.shutdown();
+const jm = new Machine({ served: ['montague.com'], journal: true });
+jm.client(Date.now(), 'romeo@montague.com/balcony', '<presence/>');
+for (const r of jm.records()) m.applyRecord(r);
+const again = openDurable('/tmp/lastseen-usage', { served: ['montague.com'] });
+const rs: BatchResult[] = again.batch([{ type: 'client', now: Date.now(), session: 'romeo@montague.com/balcony', stanza: '<presence/>' }]);
+console.log(rs.length);
+again.shutdown();
