@@ -49,6 +49,7 @@ local EVENTS = {
   snapshot  = { op = 12, data = true },
   restore   = { op = 13, "snapshot s4" },
   restarted = { op = 14, data = true },
+  apply     = { op = 15, "record s4" },
 }
 for _, spec in pairs(EVENTS) do
   local fmt = { "<B" }
@@ -116,10 +117,21 @@ local function config_bytes(o)
   for _, d in ipairs(served) do parts[#parts + 1] = string.pack("<s4", d) end
   local lim = o.probe_limit or {}
   local opts = { lim.burst or 0, lim.per or 0, o.max_entities or 0, o.max_resources or 0,
-                 o.max_bytes or 0, o.max_depth or 0, o.max_attrs or 0 }
+                 o.max_bytes or 0, o.max_depth or 0, o.max_attrs or 0, o.journal and 1 or 0 }
   parts[#parts + 1] = string.pack("<I4", #opts)
   for _, v in ipairs(opts) do parts[#parts + 1] = string.pack("<i8", v) end
   return table.concat(parts)
+end
+
+-- records decodes the journal records that a successful event carries in
+-- its data when the journal option is on (ABI.md section 5: u32 n, then n
+-- strs); no data means no records.
+local function records(data)
+  local out = {}
+  if data == nil or data == "" then return out end
+  local n, i = string.unpack("<I4", data)
+  for k = 1, n do out[k], i = string.unpack("<s4", data, i) end
+  return out
 end
 
 local args = {}
@@ -298,6 +310,8 @@ end
 --- new makes a machine in its own instance. options: served (a list of
 --- domains, at least one); probe_limit = {burst=, per=ns}; max_entities,
 --- max_resources, max_bytes, max_depth, max_attrs (0: the default);
+--- journal (true: every call that changes durable state also yields its
+--- journal records, Machine:records and batch results' records);
 --- max_memory (bytes of guest memory; over it the guest traps); wasm (a
 --- module from lastseen.compile, else the default module, compiled once per
 --- Lua state).
@@ -321,6 +335,7 @@ end
 local function one(self, ev)
   local r = send(self, event_bytes(ev))[1]
   if r.error then error(r.error, 3) end
+  if not EVENTS[ev.type].data then self._records = records(r.data) end
   return r
 end
 
@@ -352,6 +367,15 @@ function Machine:restore(snapshot) one(self, { type = "restore", snapshot = snap
 --- restarted: the restart rule after restore; returns how many resources went offline.
 function Machine:restarted() return (string.unpack("<I4", one(self, { type = "restarted" }).data)) end
 
+--- records: the journal records of the last call that changed durable
+--- state (a list of strings, empty when nothing durable changed), when the
+--- machine was made with journal = true. Persist them before sending that
+--- call's outputs; apply_record replays them on any engine.
+function Machine:records() return self._records or {} end
+--- apply_record replays one journal record; a damaged one raises CORRUPT
+--- and changes nothing.
+function Machine:apply_record(record) one(self, { type = "apply", record = record }) end
+
 --- batch runs many events, a buffer-full per step. Each event is a table
 --- {type=, ...} with the fields of the method of that name (blocked and
 --- hidden for block and hide). Returns one {outputs=}, {data=} or {error=}
@@ -370,6 +394,7 @@ function Machine:batch(events)
       local ev = events[#results + 1]
       if r.error then results[#results + 1] = { error = r.error }
       elseif EVENTS[ev.type].data then results[#results + 1] = { data = r.data }
+      elseif self._options.journal then results[#results + 1] = { outputs = r.outputs, records = records(r.data) }
       else results[#results + 1] = { outputs = r.outputs } end
     end
     i = j

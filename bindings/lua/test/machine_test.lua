@@ -125,6 +125,33 @@ return {
     eq({ r[1].data == b:snapshot(), string.unpack("<I4", r[2].data), r[3] }, { true, 0, { outputs = {} } }, "data events in a batch")
   end },
 
+  { "the journal: records replay on another machine; a damaged one is refused", function()
+    local a = machine{ journal = true }
+    a:roster("romeo@montague.com", "juliet@capulet.com", "both")
+    eq(#a:records(), 0, "a fact is no durable change")
+    a:client(T0, "romeo@montague.com/balcony", "<presence><status>On the balcony</status></presence>")
+    local recs = a:records()
+    eq(#recs > 0, true, "an available presence yields records")
+    local r = a:batch({
+      { type = "client", now = T1, session = "romeo@montague.com/phone", stanza = "<presence/>" },
+      { type = "server", now = T1, stanza = PROBE },
+    })
+    eq(#r[1].records > 0, true, "a batch result carries its records")
+    eq(#r[2].records, 0, "a probe changes nothing durable")
+    for _, rec in ipairs(r[1].records) do recs[#recs + 1] = rec end
+    a:close(T1, "romeo@montague.com/phone")
+    for _, rec in ipairs(a:records()) do recs[#recs + 1] = rec end
+
+    local b = machine()
+    for _, rec in ipairs(recs) do b:apply_record(rec) end
+    eq(b:snapshot(), a:snapshot(), "replayed records give the same durable state")
+    local before = b:state()
+    local e = C.raises(b.apply_record, b, recs[1]:sub(1, #recs[1] - 1))
+    eq({ e.code, e.event }, { "CORRUPT", "apply" }, "a truncated record")
+    eq(b:state(), before, "a refused record changes nothing")
+    eq(#machine():records(), 0, "no journal, no records")
+  end },
+
   { "reset empties the machine and keeps it on refused options", function()
     local m = machine()
     local empty = m:state()
