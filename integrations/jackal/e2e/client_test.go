@@ -225,6 +225,16 @@ func (c *client) iq(id, typ, payload string) node {
 	return n
 }
 
+// lastActivity sends a XEP-0012 Last Activity query to to and returns the
+// reply, a result or an error.
+func (c *client) lastActivity(to, id string) node {
+	c.t.Helper()
+	c.send(fmt.Sprintf("<iq type='get' to='%s' id='%s'><query xmlns='jabber:iq:last'/></iq>", to, id))
+	n := c.waitFor("Last Activity reply "+id, func(n node) bool { return n.XMLName.Local == "iq" && n.attr("id") == id })
+	c.t.Logf("%s got %s", c.jid, n)
+	return n
+}
+
 // probe sends a presence probe to to with id, then a probe to the server
 // domain as a marker, and returns every presence that came before the
 // marker's answer and is addressed to this session's full JID: the server

@@ -15,6 +15,7 @@ package e2e
 import (
 	"fmt"
 	"os"
+	"strconv"
 	"testing"
 	"time"
 )
@@ -85,6 +86,17 @@ func subscribe(t *testing.T, from, to *client, fromBare, toBare string) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	t.Fatalf("%s never got %s as a subscriber", toBare, fromBare)
+}
+
+// lastQuery checks that n is a Last Activity result from from and returns
+// its query element.
+func lastQuery(t *testing.T, n node, from string) node {
+	t.Helper()
+	q, ok := n.child("query", "jabber:iq:last")
+	if n.attr("type") != "result" || n.attr("from") != from || !ok {
+		t.Fatalf("want a Last Activity result from %s, got %s", from, n)
+	}
+	return q
 }
 
 // probeUntil probes to from a fresh session of user (each has its own
@@ -161,6 +173,14 @@ func TestJackal(t *testing.T) {
 		t.Cleanup(bobB.kill)
 	})
 
+	run("Last Activity of an online contact: 0 seconds", func(t *testing.T) {
+		c := dial(t, srv, "alice", "la-online")
+		q := lastQuery(t, c.lastActivity(bob, "la-online"), bob)
+		if q.attr("seconds") != "0" || q.Text != "" {
+			t.Fatalf("want seconds='0' and no text (RULES L1), got %s", q)
+		}
+	})
+
 	run("full-JID probe: that resource only, without children", func(t *testing.T) {
 		c := dial(t, srv, "alice", "full")
 		got := c.probe(bob+"/a", "full", domain)
@@ -194,6 +214,49 @@ func TestJackal(t *testing.T) {
 		d, _ := got[0].child("delay", nsDelay)
 		if d.attr("from") != bob+"/a" {
 			t.Errorf("delay from %q, want the resource that went offline, %q", d.attr("from"), bob+"/a")
+		}
+	})
+
+	run("Last Activity of an offline contact: seconds and status", func(t *testing.T) {
+		c := dial(t, srv, "alice", "la-offline")
+		q := lastQuery(t, c.lastActivity(bob, "la-offline"), bob)
+		secs, err := strconv.Atoi(q.attr("seconds"))
+		if err != nil || secs < 0 || secs > int(time.Since(bobBOnline).Seconds())+1 {
+			t.Errorf("seconds=%q: want whole seconds since bob went offline", q.attr("seconds"))
+		}
+		if q.Text != "gone fishing" {
+			t.Errorf("want the unavailable presence's status 'gone fishing' as text, got %q", q.Text)
+		}
+	})
+
+	run("Last Activity of the domain: uptime, and disco lists jabber:iq:last", func(t *testing.T) {
+		c := dial(t, srv, "alice", "la-domain")
+		q := lastQuery(t, c.lastActivity(domain, "la-domain"), domain)
+		secs, err := strconv.Atoi(q.attr("seconds"))
+		if err != nil || secs < 0 || secs > int(time.Since(started).Seconds())+1 {
+			t.Errorf("seconds=%q: want the whole seconds since the server started, at most %v", q.attr("seconds"), time.Since(started))
+		}
+		for i, to := range []string{domain, bob} {
+			id := fmt.Sprintf("disco-%d", i)
+			c.send("<iq type='get' to='" + to + "' id='" + id + "'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>")
+			info := c.waitFor("disco#info of "+to, func(n node) bool { return n.XMLName.Local == "iq" && n.attr("id") == id })
+			q, _ := info.child("query", "")
+			found := false
+			for _, f := range q.Nodes {
+				found = found || (f.XMLName.Local == "feature" && f.attr("var") == "jabber:iq:last")
+			}
+			if !found {
+				t.Errorf("disco#info of %s lacks jabber:iq:last: %s", to, info)
+			}
+		}
+	})
+
+	run("Last Activity unauthorised: forbidden", func(t *testing.T) {
+		c := dial(t, srv, "carol", "la-unauth")
+		n := c.lastActivity(bob, "la-unauth")
+		e, _ := n.child("error", "")
+		if _, ok := e.child("forbidden", nsStanza); n.attr("type") != "error" || n.attr("from") != bob || !ok {
+			t.Fatalf("want a forbidden error from %s (RULES L2), got %s", bob, n)
 		}
 	})
 

@@ -54,6 +54,7 @@ type hookRig struct {
 	rt  *recordingRouter
 	now clock.Time
 	eng *core.Sharded
+	mod *Module
 }
 
 func newHookRig(t *testing.T) *hookRig {
@@ -69,6 +70,7 @@ func newHookRig(t *testing.T) *hookRig {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = m.Stop(context.Background()) })
+	r.mod = m
 	return r
 }
 

@@ -105,11 +105,17 @@ func (m *Module) StreamFeature(context.Context, string) (stravaganza.Element, er
 	return nil, nil
 }
 
-// ServerFeatures returns no disco feature: XEP-0318 defines none.
-func (m *Module) ServerFeatures(context.Context) ([]string, error) { return nil, nil }
+// ServerFeatures returns jabber:iq:last, which jackal's disco module
+// lists for the served domains (XEP-0012 §6; XEP-0318 defines no feature).
+func (m *Module) ServerFeatures(context.Context) ([]string, error) {
+	return []string{NamespaceLast}, nil
+}
 
-// AccountFeatures returns no disco feature.
-func (m *Module) AccountFeatures(context.Context) ([]string, error) { return nil, nil }
+// AccountFeatures returns jabber:iq:last, which jackal's disco module lists
+// for every account's bare JID.
+func (m *Module) AccountFeatures(context.Context) ([]string, error) {
+	return []string{NamespaceLast}, nil
+}
 
 // Start registers the hooks and announces every served domain (Up).
 func (m *Module) Start(ctx context.Context) error {
@@ -249,10 +255,10 @@ func (m *Module) onSessionEnd(ec *hook.ExecutionContext) error {
 	return nil
 }
 
-// refuse answers a client probe the machine refused with bad-request
-// (core/doc.go # Usage step 7).
-func (m *Module) refuse(ctx context.Context, pr *stravaganza.Presence) {
-	resp, err := stanzaerror.E(stanzaerror.BadRequest, pr).Stanza(false)
+// refuse answers a client probe or a query the machine refused with
+// bad-request (core/doc.go # Usage step 7).
+func (m *Module) refuse(ctx context.Context, st stravaganza.Stanza) {
+	resp, err := stanzaerror.E(stanzaerror.BadRequest, st).Stanza(false)
 	if err != nil {
 		return
 	}

@@ -71,7 +71,8 @@ import (
 
 // Config is the lastseen section of the configuration file.
 type Config struct {
-	// Engine selects the presence machine: "native" (core.Sharded).
+	// Engine selects the presence machine: "native" (core.Sharded), or
+	// "off" for jackal without lastseen.
 	Engine string `fig:"engine" default:"native"`
 	// Shards is core.NewSharded's shard count; 0 means its default.
 	Shards int `fig:"shards"`
@@ -217,13 +218,16 @@ func defaultModules() []string {
 	}
 }
 
-// newEngine builds the presence machine the configuration asks for.
+// newEngine builds the presence machine the configuration asks for; nil
+// for "off", which runs jackal as it is (for comparisons).
 func newEngine(lcfg *Config, domains []string, auth core.Authorizer) (lsjackal.Engine, error) {
 	switch lcfg.Engine {
 	case "native", "":
 		return core.NewSharded(core.Config{Served: domains, Auth: auth}, lcfg.Shards)
+	case "off":
+		return nil, nil
 	}
-	return nil, fmt.Errorf("lastseen.engine %q: only \"native\" is available", lcfg.Engine)
+	return nil, fmt.Errorf("lastseen.engine %q: want \"native\" or \"off\"", lcfg.Engine)
 }
 
 // assemble builds jackal's subsystems in the order its own main does
@@ -281,14 +285,23 @@ func assemble(cfg *jackal.Config, lcfg *Config, logger kitlog.Logger) (*server, 
 		return nil, err
 	}
 	d := &deps{cfg: cfg, router: rt, hosts: hosts, resMng: resMng, rep: rep, hk: hk, comps: comps, connMng: connMng, logger: logger}
-	mods := []module.Module{lsjackal.New(eng, domains, rt, hk, nil, logger)}
+	var mods []module.Module
+	if eng != nil {
+		mods = append(mods, lsjackal.New(eng, domains, rt, hk, nil, logger))
+	}
 	enabled := cfg.Modules.Enabled
 	if len(enabled) == 0 {
 		enabled = defaultModules()
 	}
 	for _, name := range enabled {
 		if name == lsjackal.ModuleName {
-			continue // always on, and first
+			continue // on unless the engine is "off", and first
+		}
+		if name == xep0012.ModuleName && eng != nil {
+			// lastseen answers Last Activity from its own state; jackal's
+			// module would answer the same queries from another record.
+			level.Info(logger).Log("msg", "jackal's last activity module replaced by lastseen", "module", name)
+			continue
 		}
 		m, ok := jackalModule(name, d)
 		if !ok {
