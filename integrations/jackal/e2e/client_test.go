@@ -46,6 +46,19 @@ func (n node) child(local, space string) (node, bool) {
 	return node{}, false
 }
 
+// withoutID returns n without its id and to attributes, which differ
+// between two probes of the same state.
+func (n node) withoutID() node {
+	var attrs []xml.Attr
+	for _, a := range n.Attrs {
+		if a.Name.Local != "id" && a.Name.Local != "to" {
+			attrs = append(attrs, a)
+		}
+	}
+	n.Attrs = attrs
+	return n
+}
+
 // String is n as XML, for messages.
 func (n node) String() string {
 	b, _ := xml.Marshal(n.withoutXMLNS())

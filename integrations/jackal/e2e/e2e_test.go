@@ -18,6 +18,8 @@ import (
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/google/go-cmp/cmp"
 )
 
 const (
@@ -123,7 +125,7 @@ func TestJackal(t *testing.T) {
 	started := time.Now()
 	srv := newServer(t, b, domain)
 	srv.start()
-	for _, u := range []string{"alice", "bob", "carol", "dave"} {
+	for _, u := range []string{"alice", "bob", "carol", "dave", "erin"} {
 		srv.addUser(u, password)
 	}
 	bob := "bob@" + domain
@@ -319,6 +321,55 @@ func TestJackal(t *testing.T) {
 		}
 		if violations == 0 || violations == n {
 			t.Fatalf("want some probes answered and the rest refused with policy-violation; %d of %d refused", violations, n)
+		}
+	})
+
+	run("restart: the same probes get the same answers", func(t *testing.T) {
+		// erin, whom alice follows, goes offline with a status for good;
+		// bob is online on c when the server stops.
+		erin := "erin@" + domain
+		erinC := dial(t, srv, "erin", "e")
+		erinC.iq("roster", "get", "<query xmlns='jabber:iq:roster'/>")
+		erinC.send("<presence><status>in</status></presence>")
+		aliceC := dial(t, srv, "alice", "restart-setup")
+		subscribe(t, aliceC, erinC, alice, erin)
+		erinC.send("<presence type='unavailable'><status>moved to the moon</status></presence>")
+		erinC.close()
+		bobC := dial(t, srv, "bob", "c")
+		bobC.send("<presence><status>back</status></presence>")
+		offline := func(got []node) bool { return len(got) == 1 && got[0].attr("type") == "unavailable" }
+		erinBefore := probeUntil(t, srv, "alice", erin, "erin-before", 20, offline)
+		bobBefore := probeUntil(t, srv, "alice", bob, "bob-before", 20, func(got []node) bool {
+			return len(got) == 1 && got[0].attr("from") == bob+"/c"
+		})
+		if !offline(erinBefore) || len(bobBefore) != 1 || bobBefore[0].attr("from") != bob+"/c" {
+			t.Fatalf("before the restart: want erin offline and bob online on c only, got %v and %v", erinBefore, bobBefore)
+		}
+		bobOn := stamp(t, bobBefore[0])
+
+		srv.stop()
+		stopped := time.Now()
+		srv.start()
+
+		erinAfter := probeUntil(t, srv, "alice", erin, "erin-after", 1, offline)
+		if diff := cmp.Diff(erinBefore[0].withoutID(), erinAfter[0].withoutID()); len(erinAfter) != 1 || diff != "" {
+			t.Errorf("erin's last presence across the restart (-before +after):\n%s", diff)
+		}
+		bobAfter := probeUntil(t, srv, "alice", bob, "bob-after", 1, offline)
+		if !offline(bobAfter) || bobAfter[0].attr("from") != bob {
+			t.Fatalf("want bob, online when the server stopped, unavailable now; got %v", bobAfter)
+		}
+		// The restart rule: no status, stamped with the last change the
+		// machine knew of (jackal's shutdown closes the sessions before
+		// the store, so that is at the latest the stop).
+		if _, ok := bobAfter[0].child("status", ""); ok {
+			t.Errorf("bob's presence after the restart has a status: %s", bobAfter[0])
+		}
+		within(t, "bob's stamp after the restart", stamp(t, bobAfter[0]), bobOn, stopped)
+		c := dial(t, srv, "alice", "la-restart")
+		q := lastQuery(t, c.lastActivity(erin, "la-restart"), erin)
+		if q.Text != "moved to the moon" {
+			t.Errorf("Last Activity of erin after the restart: want status 'moved to the moon', got %s", q)
 		}
 	})
 

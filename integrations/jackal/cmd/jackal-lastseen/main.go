@@ -33,6 +33,7 @@ import (
 	"github.com/kkyr/fig"
 	"github.com/lastseen-xmpp/lastseen/core"
 	"github.com/lastseen-xmpp/lastseen/integrations/jackal/lsjackal"
+	"github.com/lastseen-xmpp/lastseen/store"
 	adminserver "github.com/ortuman/jackal/pkg/admin/server"
 	"github.com/ortuman/jackal/pkg/auth/pepper"
 	"github.com/ortuman/jackal/pkg/c2s"
@@ -76,6 +77,10 @@ type Config struct {
 	Engine string `fig:"engine" default:"native"`
 	// Shards is core.NewSharded's shard count; 0 means its default.
 	Shards int `fig:"shards"`
+	// Data is the directory that keeps presence history across restarts
+	// (package store: journal and snapshots), relative to the directory
+	// the server starts in.
+	Data string `fig:"data" default:"lastseen-data"`
 }
 
 type fileConfig struct {
@@ -218,16 +223,34 @@ func defaultModules() []string {
 	}
 }
 
-// newEngine builds the presence machine the configuration asks for; nil
-// for "off", which runs jackal as it is (for comparisons).
-func newEngine(lcfg *Config, domains []string, auth core.Authorizer) (lsjackal.Engine, error) {
+// engineService stops a durable engine after the modules that feed it, so
+// that the records of their last calls reach the disk.
+type engineService struct{ shutdown func() error }
+
+func (e engineService) Start(context.Context) error { return nil }
+func (e engineService) Stop(context.Context) error  { return e.shutdown() }
+
+// newEngine builds the presence machine the configuration asks for, and
+// the service that shuts it down; nil for "off", which runs jackal as it
+// is (for comparisons).
+func newEngine(lcfg *Config, domains []string, auth core.Authorizer, logger kitlog.Logger) (lsjackal.Engine, service, error) {
 	switch lcfg.Engine {
 	case "native", "":
-		return core.NewSharded(core.Config{Served: domains, Auth: auth}, lcfg.Shards)
+		// store.OpenSharded applies the restart rule: a session that was
+		// online when the server stopped comes back unavailable, with the
+		// stamp of its last change.
+		d, err := store.OpenSharded(lcfg.Data, core.Config{Served: domains, Auth: auth}, lcfg.Shards, store.Options{})
+		if err != nil {
+			return nil, nil, fmt.Errorf("lastseen.data %q: %w", lcfg.Data, err)
+		}
+		r := d.Recovery()
+		level.Info(logger).Log("msg", "lastseen store opened", "dir", lcfg.Data, "generation", r.Generation,
+			"records", r.Records, "torn_bytes", r.TornBytes, "took_offline", r.TookOffline)
+		return d, engineService{shutdown: d.Shutdown}, nil
 	case "off":
-		return nil, nil
+		return nil, nil, nil
 	}
-	return nil, fmt.Errorf("lastseen.engine %q: want \"native\" or \"off\"", lcfg.Engine)
+	return nil, nil, fmt.Errorf("lastseen.engine %q: want \"native\" or \"off\"", lcfg.Engine)
 }
 
 // assemble builds jackal's subsystems in the order its own main does
@@ -280,9 +303,12 @@ func assemble(cfg *jackal.Config, lcfg *Config, logger kitlog.Logger) (*server, 
 	for _, h := range cfg.Hosts {
 		domains = append(domains, h.Domain)
 	}
-	eng, err := newEngine(lcfg, domains, lsjackal.NewAuthorizer(rep, logger))
+	eng, engSvc, err := newEngine(lcfg, domains, lsjackal.NewAuthorizer(rep, logger), logger)
 	if err != nil {
 		return nil, err
+	}
+	if engSvc != nil {
+		srv.add(engSvc) // before the modules: stopped after them
 	}
 	d := &deps{cfg: cfg, router: rt, hosts: hosts, resMng: resMng, rep: rep, hk: hk, comps: comps, connMng: connMng, logger: logger}
 	var mods []module.Module
