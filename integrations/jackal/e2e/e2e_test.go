@@ -13,9 +13,11 @@
 package e2e
 
 import (
+	"flag"
 	"fmt"
 	"os"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -120,10 +122,33 @@ func probeUntil(t *testing.T, srv *server, user, to, id string, tries int, done 
 	return got
 }
 
+// engines are the lastseen engines the suite runs on, each on a server of
+// its own.
+var engines = flag.String("engines", "native,wasm", "comma-separated lastseen engines to run the suite on (native, wasm)")
+
 func TestJackal(t *testing.T) {
 	b := prerequisites(t)
+	passed, failed := 0, 0
+	run := func(t *testing.T, name string, f func(t *testing.T)) {
+		if t.Run(name, f) {
+			passed++
+		} else {
+			failed++
+		}
+	}
+	for _, engine := range strings.Split(*engines, ",") {
+		t.Run(engine, func(t *testing.T) {
+			suite(t, b, engine, func(name string, f func(t *testing.T)) { run(t, name, f) })
+		})
+	}
+	fmt.Printf("%d passed, %d failed\n", passed, failed)
+}
+
+// suite runs every case on a fresh server with engine; run runs and
+// counts one case.
+func suite(t *testing.T, b bins, engine string, run func(name string, f func(t *testing.T))) {
 	started := time.Now()
-	srv := newServer(t, b, domain)
+	srv := newServer(t, b, domain, engine)
 	srv.start()
 	for _, u := range []string{"alice", "bob", "carol", "dave", "erin"} {
 		srv.addUser(u, password)
@@ -143,15 +168,6 @@ func TestJackal(t *testing.T) {
 	daveC := dial(t, srv, "dave", "d")
 	subscribe(t, daveC, bobA, "dave@"+domain, bob)
 	bobA.iq("block", "set", "<block xmlns='urn:xmpp:blocking'><item jid='dave@"+domain+"'/></block>")
-
-	passed, failed := 0, 0
-	run := func(name string, f func(t *testing.T)) {
-		if t.Run(name, f) {
-			passed++
-		} else {
-			failed++
-		}
-	}
 
 	var bobBOnline time.Time
 	run("online contact: one reply per resource, with delay", func(t *testing.T) {
@@ -372,6 +388,4 @@ func TestJackal(t *testing.T) {
 			t.Errorf("Last Activity of erin after the restart: want status 'moved to the moon', got %s", q)
 		}
 	})
-
-	fmt.Printf("%d passed, %d failed\n", passed, failed)
 }

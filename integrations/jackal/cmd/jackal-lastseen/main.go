@@ -72,8 +72,9 @@ import (
 
 // Config is the lastseen section of the configuration file.
 type Config struct {
-	// Engine selects the presence machine: "native" (core.Sharded), or
-	// "off" for jackal without lastseen.
+	// Engine selects the presence machine: "native" (store.OpenSharded),
+	// "wasm" (lastseen.wasm on bindings/go), or "off" for jackal without
+	// lastseen.
 	Engine string `fig:"engine" default:"native"`
 	// Shards is core.NewSharded's shard count; 0 means its default.
 	Shards int `fig:"shards"`
@@ -233,7 +234,7 @@ func (e engineService) Stop(context.Context) error  { return e.shutdown() }
 // newEngine builds the presence machine the configuration asks for, and
 // the service that shuts it down; nil for "off", which runs jackal as it
 // is (for comparisons).
-func newEngine(lcfg *Config, domains []string, auth core.Authorizer, logger kitlog.Logger) (lsjackal.Engine, service, error) {
+func newEngine(lcfg *Config, domains []string, auth *lsjackal.Authorizer, logger kitlog.Logger) (lsjackal.Engine, service, error) {
 	switch lcfg.Engine {
 	case "native", "":
 		// store.OpenSharded applies the restart rule: a session that was
@@ -247,10 +248,21 @@ func newEngine(lcfg *Config, domains []string, auth core.Authorizer, logger kitl
 		level.Info(logger).Log("msg", "lastseen store opened", "dir", lcfg.Data, "generation", r.Generation,
 			"records", r.Records, "torn_bytes", r.TornBytes, "took_offline", r.TookOffline)
 		return d, engineService{shutdown: d.Shutdown}, nil
+	case "wasm":
+		// One instance behind a mutex; its state is kept by a snapshot
+		// written at shutdown (see lsjackal.WASMEngine).
+		if err := os.MkdirAll(lcfg.Data, 0o700); err != nil {
+			return nil, nil, fmt.Errorf("lastseen.data %q: %w", lcfg.Data, err)
+		}
+		w, err := lsjackal.OpenWASM(context.Background(), domains, auth, filepath.Join(lcfg.Data, "wasm.snapshot"), logger)
+		if err != nil {
+			return nil, nil, err
+		}
+		return w, engineService{shutdown: w.Shutdown}, nil
 	case "off":
 		return nil, nil, nil
 	}
-	return nil, nil, fmt.Errorf("lastseen.engine %q: want \"native\" or \"off\"", lcfg.Engine)
+	return nil, nil, fmt.Errorf("lastseen.engine %q: want \"native\", \"wasm\" or \"off\"", lcfg.Engine)
 }
 
 // assemble builds jackal's subsystems in the order its own main does
