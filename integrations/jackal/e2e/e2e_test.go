@@ -139,6 +139,7 @@ func TestJackal(t *testing.T) {
 	for _, engine := range strings.Split(*engines, ",") {
 		t.Run(engine, func(t *testing.T) {
 			suite(t, b, engine, func(name string, f func(t *testing.T)) { run(t, name, f) })
+			run(t, "s2s: a client of one server probes a contact of another", func(t *testing.T) { s2sCase(t, b, engine) })
 		})
 	}
 	fmt.Printf("%d passed, %d failed\n", passed, failed)

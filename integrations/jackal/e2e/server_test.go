@@ -59,6 +59,7 @@ type server struct {
 	cmd    *exec.Cmd
 	log    *os.File
 	done   chan error
+	env    []string // added to the server's environment
 }
 
 const configTemplate = `logger:
@@ -113,6 +114,7 @@ func (s *server) start() {
 	s.log = lf
 	s.cmd = exec.Command(s.bins.server, "-config", filepath.Join(s.dir, "config.yaml"))
 	s.cmd.Dir = s.dir
+	s.cmd.Env = append(os.Environ(), s.env...)
 	s.cmd.Stdout, s.cmd.Stderr = lf, lf
 	if err := s.cmd.Start(); err != nil {
 		s.t.Fatal(err)
