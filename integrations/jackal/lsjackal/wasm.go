@@ -47,11 +47,11 @@ type WASMEngine struct {
 
 var _ Engine = (*WASMEngine)(nil)
 
-// OpenWASM starts the module for domains, restores the snapshot at path if
-// it exists (then applies the restart rule), and answers authorisation
-// questions from auth.
-func OpenWASM(ctx context.Context, domains []string, auth *Authorizer, path string, logger log.Logger) (*WASMEngine, error) {
-	e, err := wazerohost.New(ctx, core.Config{Served: domains})
+// OpenWASM starts the module with cfg, whose Auth must be nil, restores
+// the snapshot at path if it exists (then applies the restart rule), and
+// answers authorisation questions from auth.
+func OpenWASM(ctx context.Context, cfg core.Config, auth *Authorizer, path string, logger log.Logger) (*WASMEngine, error) {
+	e, err := wazerohost.New(ctx, cfg)
 	if err != nil {
 		return nil, err
 	}

@@ -30,7 +30,7 @@ func TestWASMEngineFacts(t *testing.T) {
 		t.Fatal(err)
 	}
 	path := filepath.Join(t.TempDir(), "wasm.snapshot")
-	w, err := OpenWASM(context.Background(), domains, auth, path, log.NewNopLogger())
+	w, err := OpenWASM(context.Background(), core.Config{Served: domains}, auth, path, log.NewNopLogger())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -83,7 +83,7 @@ func TestWASMEngineFacts(t *testing.T) {
 	// The snapshot restores, and the restart rule takes juliet offline,
 	// stamped with the last change: her first presence (the second one
 	// repeated it and changed nothing).
-	w2, err := OpenWASM(context.Background(), domains, auth, path, log.NewNopLogger())
+	w2, err := OpenWASM(context.Background(), core.Config{Served: domains}, auth, path, log.NewNopLogger())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -73,7 +73,7 @@ import (
 // Config is the lastseen section of the configuration file.
 type Config struct {
 	// Engine selects the presence machine: "native" (store.OpenSharded),
-	// "wasm" (lastseen.wasm on bindings/go), or "off" for jackal without
+	// "wasm" (lastseen.wasm on bindings/go), or "none" for jackal without
 	// lastseen.
 	Engine string `fig:"engine" default:"native"`
 	// Shards is core.NewSharded's shard count; 0 means its default.
@@ -82,6 +82,11 @@ type Config struct {
 	// (package store: journal and snapshots), relative to the directory
 	// the server starts in.
 	Data string `fig:"data" default:"lastseen-data"`
+	// ProbeBurst and ProbePer set the client probe limit (core.RateLimit:
+	// a bucket of ProbeBurst probes refilled every ProbePer); zero means
+	// core.DefaultRateLimit.
+	ProbeBurst int           `fig:"probe_burst"`
+	ProbePer   time.Duration `fig:"probe_per"`
 }
 
 type fileConfig struct {
@@ -232,15 +237,19 @@ func (e engineService) Start(context.Context) error { return nil }
 func (e engineService) Stop(context.Context) error  { return e.shutdown() }
 
 // newEngine builds the presence machine the configuration asks for, and
-// the service that shuts it down; nil for "off", which runs jackal as it
-// is (for comparisons).
+// the service that shuts it down; nil for "none" (not "off", which YAML
+// reads as false), which runs jackal as it is (for comparisons).
 func newEngine(lcfg *Config, domains []string, auth *lsjackal.Authorizer, logger kitlog.Logger) (lsjackal.Engine, service, error) {
+	cfg := core.Config{Served: domains, Auth: auth}
+	if lcfg.ProbeBurst != 0 || lcfg.ProbePer != 0 {
+		cfg.ProbeLimit = core.RateLimit{Burst: lcfg.ProbeBurst, Per: lcfg.ProbePer}
+	}
 	switch lcfg.Engine {
 	case "native", "":
 		// store.OpenSharded applies the restart rule: a session that was
 		// online when the server stopped comes back unavailable, with the
 		// stamp of its last change.
-		d, err := store.OpenSharded(lcfg.Data, core.Config{Served: domains, Auth: auth}, lcfg.Shards, store.Options{})
+		d, err := store.OpenSharded(lcfg.Data, cfg, lcfg.Shards, store.Options{})
 		if err != nil {
 			return nil, nil, fmt.Errorf("lastseen.data %q: %w", lcfg.Data, err)
 		}
@@ -254,12 +263,13 @@ func newEngine(lcfg *Config, domains []string, auth *lsjackal.Authorizer, logger
 		if err := os.MkdirAll(lcfg.Data, 0o700); err != nil {
 			return nil, nil, fmt.Errorf("lastseen.data %q: %w", lcfg.Data, err)
 		}
-		w, err := lsjackal.OpenWASM(context.Background(), domains, auth, filepath.Join(lcfg.Data, "wasm.snapshot"), logger)
+		cfg.Auth = nil // the guest is told the facts (lsjackal.WASMEngine)
+		w, err := lsjackal.OpenWASM(context.Background(), cfg, auth, filepath.Join(lcfg.Data, "wasm.snapshot"), logger)
 		if err != nil {
 			return nil, nil, err
 		}
 		return w, engineService{shutdown: w.Shutdown}, nil
-	case "off":
+	case "none":
 		return nil, nil, nil
 	}
 	return nil, nil, fmt.Errorf("lastseen.engine %q: want \"native\", \"wasm\" or \"off\"", lcfg.Engine)
@@ -333,7 +343,7 @@ func assemble(cfg *jackal.Config, lcfg *Config, logger kitlog.Logger) (*server, 
 	}
 	for _, name := range enabled {
 		if name == lsjackal.ModuleName {
-			continue // on unless the engine is "off", and first
+			continue // on unless the engine is "none", and first
 		}
 		if name == xep0012.ModuleName && eng != nil {
 			// lastseen answers Last Activity from its own state; jackal's
