@@ -238,6 +238,17 @@ func (c *client) iq(id, typ, payload string) node {
 	return n
 }
 
+// online logs user in on res, asks for the roster (RFC 6121 §3.1.3:
+// subscription requests go to resources that did) and sends available
+// presence with status.
+func online(t *testing.T, srv *server, user, res, status string) *client {
+	t.Helper()
+	c := dial(t, srv, user, res)
+	c.iq("roster", "get", "<query xmlns='jabber:iq:roster'/>")
+	c.send("<presence><status>" + status + "</status></presence>")
+	return c
+}
+
 // lastActivity sends a XEP-0012 Last Activity query to to and returns the
 // reply, a result or an error.
 func (c *client) lastActivity(to, id string) node {

@@ -159,11 +159,7 @@ func suite(t *testing.T, b bins, engine string, run func(name string, f func(t *
 
 	// Set-up: bob online on resource a; alice and dave subscribe to bob;
 	// bob blocks dave.
-	bobA := dial(t, srv, "bob", "a")
-	// RFC 6121 §3.1.3: subscription requests go to resources that asked
-	// for the roster.
-	bobA.iq("roster", "get", "<query xmlns='jabber:iq:roster'/>")
-	bobA.send("<presence><status>here</status></presence>")
+	bobA := online(t, srv, "bob", "a", "here")
 	aliceSetup := dial(t, srv, "alice", "setup")
 	subscribe(t, aliceSetup, bobA, alice, bob)
 	daveC := dial(t, srv, "dave", "d")
@@ -345,9 +341,7 @@ func suite(t *testing.T, b bins, engine string, run func(name string, f func(t *
 		// erin, whom alice follows, goes offline with a status for good;
 		// bob is online on c when the server stops.
 		erin := "erin@" + domain
-		erinC := dial(t, srv, "erin", "e")
-		erinC.iq("roster", "get", "<query xmlns='jabber:iq:roster'/>")
-		erinC.send("<presence><status>in</status></presence>")
+		erinC := online(t, srv, "erin", "e", "in")
 		aliceC := dial(t, srv, "alice", "restart-setup")
 		subscribe(t, aliceC, erinC, alice, erin)
 		erinC.send("<presence type='unavailable'><status>moved to the moon</status></presence>")

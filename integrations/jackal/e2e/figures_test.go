@@ -39,9 +39,7 @@ func TestFigures(t *testing.T) {
 		srv.addUser("alice", password)
 		srv.addUser("bob", password)
 		bob := "bob@" + domain
-		bobA := dial(t, srv, "bob", "a")
-		bobA.iq("roster", "get", "<query xmlns='jabber:iq:roster'/>")
-		bobA.send("<presence><status>here</status></presence>")
+		bobA := online(t, srv, "bob", "a", "here")
 		setup := dial(t, srv, "alice", "setup")
 		subscribe(t, setup, bobA, "alice@"+domain, bob)
 		c := dial(t, srv, "alice", "fig")

@@ -149,9 +149,7 @@ func s2sCase(t *testing.T, b bins, engine string) {
 	bs.addUser("bob", password)
 	alice, bob := "alice@"+a.domain, "bob@"+bs.domain
 
-	bobC := dial(t, bs, "bob", "b")
-	bobC.iq("roster", "get", "<query xmlns='jabber:iq:roster'/>")
-	bobC.send("<presence><status>over there</status></presence>")
+	bobC := online(t, bs, "bob", "b", "over there")
 	aliceC := dial(t, a, "alice", "s")
 	aliceC.iq("roster", "get", "<query xmlns='jabber:iq:roster'/>")
 	subscribe(t, aliceC, bobC, alice, bob)
