@@ -30,32 +30,32 @@ func TestProcessIQ(t *testing.T) {
 
 	tests := []struct {
 		name  string
-		attrs map[string]string
+		attrs [][2]string // in order: jackal's error keeps the attribute order
 		typ   string
 		want  []string
 	}{{
 		name:  "local subscriber",
-		attrs: map[string]string{"from": "nurse@capulet.lit/kitchen", "to": "juliet@capulet.lit", "id": "l1"},
+		attrs: [][2]string{{"from", "nurse@capulet.lit/kitchen"}, {"to", "juliet@capulet.lit"}, {"id", "l1"}},
 		typ:   "get",
 		want:  []string{`<iq from='juliet@capulet.lit' to='nurse@capulet.lit/kitchen' type='result' id='l1'><query xmlns='jabber:iq:last' seconds='90'>asleep</query></iq>`},
 	}, {
 		name:  "remote subscriber, through s2s",
-		attrs: map[string]string{"from": "romeo@montague.lit/orchard", "to": "juliet@capulet.lit", "id": "r1"},
+		attrs: [][2]string{{"from", "romeo@montague.lit/orchard"}, {"to", "juliet@capulet.lit"}, {"id", "r1"}},
 		typ:   "get",
 		want:  []string{`<iq from='juliet@capulet.lit' to='romeo@montague.lit/orchard' type='result' id='r1'><query xmlns='jabber:iq:last' seconds='90'>asleep</query></iq>`},
 	}, {
 		name:  "local stranger",
-		attrs: map[string]string{"from": "tybalt@capulet.lit/street", "to": "juliet@capulet.lit", "id": "s1"},
+		attrs: [][2]string{{"from", "tybalt@capulet.lit/street"}, {"to", "juliet@capulet.lit"}, {"id", "s1"}},
 		typ:   "get",
 		want:  []string{`<iq from='juliet@capulet.lit' to='tybalt@capulet.lit/street' type='error' id='s1'><error type='auth'><forbidden xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>`},
 	}, {
 		name:  "the domain",
-		attrs: map[string]string{"from": "romeo@montague.lit/orchard", "to": "capulet.lit", "id": "d1"},
+		attrs: [][2]string{{"from", "romeo@montague.lit/orchard"}, {"to", "capulet.lit"}, {"id", "d1"}},
 		typ:   "get",
 		want:  []string{`<iq from='capulet.lit' to='romeo@montague.lit/orchard' type='result' id='d1'><query xmlns='jabber:iq:last' seconds='90'/></iq>`},
 	}, {
 		name:  "a set is refused with bad-request",
-		attrs: map[string]string{"from": "nurse@capulet.lit/kitchen", "to": "juliet@capulet.lit", "id": "b1"},
+		attrs: [][2]string{{"from", "nurse@capulet.lit/kitchen"}, {"to", "juliet@capulet.lit"}, {"id", "b1"}},
 		typ:   "set",
 		want:  []string{`<iq type='error' from='juliet@capulet.lit' to='nurse@capulet.lit/kitchen' id='b1'><query xmlns='jabber:iq:last'/><error code='400' type='modify'><bad-request xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>`},
 	}}
@@ -63,8 +63,8 @@ func TestProcessIQ(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			b := stravaganza.NewIQBuilder().WithAttribute("type", tt.typ).
 				WithChild(stravaganza.NewBuilder("query").WithAttribute("xmlns", NamespaceLast).Build())
-			for k, v := range tt.attrs {
-				b.WithAttribute(k, v)
+			for _, a := range tt.attrs {
+				b.WithAttribute(a[0], a[1])
 			}
 			iq, err := b.BuildIQ()
 			if err != nil {
