@@ -32,10 +32,11 @@ import (
 // before the event and cleared just after it, so the guest never holds a
 // stale fact and roster or block list changes need no event.
 //
-// Durability is by snapshot: Open restores the snapshot file, if there is
-// one, and applies the restart rule; Shutdown writes a new one. A crash
+// Durability is by snapshot: OpenWASM restores the snapshot file, if there
+// is one, and applies the restart rule; Shutdown writes a new one. A crash
 // loses every change since the last snapshot (until the ABI carries
-// journal records). A trap restarts the instance empty (wazerohost.ErrTrap).
+// journal records). After a trap (wazerohost.ErrTrap: the binding starts
+// an empty instance) the engine restores the last snapshot the same way.
 type WASMEngine struct {
 	mu     sync.Mutex
 	e      *wazerohost.Engine
@@ -56,21 +57,29 @@ func OpenWASM(ctx context.Context, cfg core.Config, auth *Authorizer, path strin
 		return nil, err
 	}
 	w := &WASMEngine{e: e, auth: auth, path: path, logger: logger}
-	snap, err := os.ReadFile(path)
-	switch {
-	case errors.Is(err, os.ErrNotExist):
-		return w, nil
-	case err != nil:
+	if err := w.restore(); err != nil {
 		_ = e.Release(ctx)
 		return nil, err
 	}
-	if err := e.Restore(snap); err != nil {
-		_ = e.Release(ctx)
-		return nil, fmt.Errorf("restoring %s: %w", path, err)
-	}
-	n := e.Restarted()
-	level.Info(logger).Log("msg", "lastseen wasm snapshot restored", "path", path, "bytes", len(snap), "took_offline", n)
 	return w, nil
+}
+
+// restore loads the snapshot file, if there is one, and applies the
+// restart rule.
+func (w *WASMEngine) restore() error {
+	snap, err := os.ReadFile(w.path)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return nil
+	case err != nil:
+		return err
+	}
+	if err := w.e.Restore(snap); err != nil {
+		return fmt.Errorf("restoring %s: %w", w.path, err)
+	}
+	n := w.e.Restarted()
+	level.Info(w.logger).Log("msg", "lastseen wasm snapshot restored", "path", w.path, "bytes", len(snap), "took_offline", n)
+	return nil
 }
 
 // Client is core.Machine.Client, with the facts of a probe or query.
@@ -113,6 +122,14 @@ func (w *WASMEngine) run(ev wazerohost.Event, session *stanza.JID) ([]core.Outpu
 	}
 	rs, err := w.e.Batch(w.evs)
 	if err != nil {
+		if errors.Is(err, wazerohost.ErrTrap) {
+			// The binding restarted the instance empty: go back to the last
+			// snapshot rather than forget everyone.
+			level.Error(w.logger).Log("msg", "lastseen wasm instance trapped; restoring the last snapshot", "err", err)
+			if rerr := w.restore(); rerr != nil {
+				level.Error(w.logger).Log("msg", "lastseen wasm snapshot not restored; the machine is empty", "err", rerr)
+			}
+		}
 		return nil, err
 	}
 	for i := range facts {
