@@ -46,6 +46,19 @@ func (n node) child(local, space string) (node, bool) {
 	return node{}, false
 }
 
+// withoutID returns n without its id and to attributes, which differ
+// between two probes of the same state.
+func (n node) withoutID() node {
+	var attrs []xml.Attr
+	for _, a := range n.Attrs {
+		if a.Name.Local != "id" && a.Name.Local != "to" {
+			attrs = append(attrs, a)
+		}
+	}
+	n.Attrs = attrs
+	return n
+}
+
 // String is n as XML, for messages.
 func (n node) String() string {
 	b, _ := xml.Marshal(n.withoutXMLNS())
@@ -222,6 +235,27 @@ func (c *client) iq(id, typ, payload string) node {
 	if n.attr("type") != "result" {
 		c.t.Fatalf("%s: iq %s failed: %s", c.jid, id, n)
 	}
+	return n
+}
+
+// online logs user in on res, asks for the roster (RFC 6121 §3.1.3:
+// subscription requests go to resources that did) and sends available
+// presence with status.
+func online(t *testing.T, srv *server, user, res, status string) *client {
+	t.Helper()
+	c := dial(t, srv, user, res)
+	c.iq("roster", "get", "<query xmlns='jabber:iq:roster'/>")
+	c.send("<presence><status>" + status + "</status></presence>")
+	return c
+}
+
+// lastActivity sends a XEP-0012 Last Activity query to to and returns the
+// reply, a result or an error.
+func (c *client) lastActivity(to, id string) node {
+	c.t.Helper()
+	c.send(fmt.Sprintf("<iq type='get' to='%s' id='%s'><query xmlns='jabber:iq:last'/></iq>", to, id))
+	n := c.waitFor("Last Activity reply "+id, func(n node) bool { return n.XMLName.Local == "iq" && n.attr("id") == id })
+	c.t.Logf("%s got %s", c.jid, n)
 	return n
 }
 

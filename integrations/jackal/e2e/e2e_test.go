@@ -13,10 +13,15 @@
 package e2e
 
 import (
+	"flag"
 	"fmt"
 	"os"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/google/go-cmp/cmp"
 )
 
 const (
@@ -87,6 +92,17 @@ func subscribe(t *testing.T, from, to *client, fromBare, toBare string) {
 	t.Fatalf("%s never got %s as a subscriber", toBare, fromBare)
 }
 
+// lastQuery checks that n is a Last Activity result from from and returns
+// its query element.
+func lastQuery(t *testing.T, n node, from string) node {
+	t.Helper()
+	q, ok := n.child("query", "jabber:iq:last")
+	if n.attr("type") != "result" || n.attr("from") != from || !ok {
+		t.Fatalf("want a Last Activity result from %s, got %s", from, n)
+	}
+	return q
+}
+
 // probeUntil probes to from a fresh session of user (each has its own
 // probe allowance) until done accepts the replies or tries sessions have
 // tried, 200 ms apart, and returns the last replies. It is for state that
@@ -106,12 +122,36 @@ func probeUntil(t *testing.T, srv *server, user, to, id string, tries int, done 
 	return got
 }
 
+// engines are the lastseen engines the suite runs on, each on a server of
+// its own.
+var engines = flag.String("engines", "native,wasm", "comma-separated lastseen engines to run the suite on (native, wasm)")
+
 func TestJackal(t *testing.T) {
 	b := prerequisites(t)
+	passed, failed := 0, 0
+	run := func(t *testing.T, name string, f func(t *testing.T)) {
+		if t.Run(name, f) {
+			passed++
+		} else {
+			failed++
+		}
+	}
+	for _, engine := range strings.Split(*engines, ",") {
+		t.Run(engine, func(t *testing.T) {
+			suite(t, b, engine, func(name string, f func(t *testing.T)) { run(t, name, f) })
+			run(t, "s2s: a client of one server probes a contact of another", func(t *testing.T) { s2sCase(t, b, engine) })
+		})
+	}
+	fmt.Printf("%d passed, %d failed\n", passed, failed)
+}
+
+// suite runs every case on a fresh server with engine; run runs and
+// counts one case.
+func suite(t *testing.T, b bins, engine string, run func(name string, f func(t *testing.T))) {
 	started := time.Now()
-	srv := newServer(t, b, domain)
+	srv := newServer(t, b, domain, engine)
 	srv.start()
-	for _, u := range []string{"alice", "bob", "carol", "dave"} {
+	for _, u := range []string{"alice", "bob", "carol", "dave", "erin"} {
 		srv.addUser(u, password)
 	}
 	bob := "bob@" + domain
@@ -119,25 +159,12 @@ func TestJackal(t *testing.T) {
 
 	// Set-up: bob online on resource a; alice and dave subscribe to bob;
 	// bob blocks dave.
-	bobA := dial(t, srv, "bob", "a")
-	// RFC 6121 §3.1.3: subscription requests go to resources that asked
-	// for the roster.
-	bobA.iq("roster", "get", "<query xmlns='jabber:iq:roster'/>")
-	bobA.send("<presence><status>here</status></presence>")
+	bobA := online(t, srv, "bob", "a", "here")
 	aliceSetup := dial(t, srv, "alice", "setup")
 	subscribe(t, aliceSetup, bobA, alice, bob)
 	daveC := dial(t, srv, "dave", "d")
 	subscribe(t, daveC, bobA, "dave@"+domain, bob)
 	bobA.iq("block", "set", "<block xmlns='urn:xmpp:blocking'><item jid='dave@"+domain+"'/></block>")
-
-	passed, failed := 0, 0
-	run := func(name string, f func(t *testing.T)) {
-		if t.Run(name, f) {
-			passed++
-		} else {
-			failed++
-		}
-	}
 
 	var bobBOnline time.Time
 	run("online contact: one reply per resource, with delay", func(t *testing.T) {
@@ -159,6 +186,14 @@ func TestJackal(t *testing.T) {
 			t.Fatalf("want one reply from %s/a and one from %s/b, got %v", bob, bob, got)
 		}
 		t.Cleanup(bobB.kill)
+	})
+
+	run("Last Activity of an online contact: 0 seconds", func(t *testing.T) {
+		c := dial(t, srv, "alice", "la-online")
+		q := lastQuery(t, c.lastActivity(bob, "la-online"), bob)
+		if q.attr("seconds") != "0" || q.Text != "" {
+			t.Fatalf("want seconds='0' and no text (RULES L1), got %s", q)
+		}
 	})
 
 	run("full-JID probe: that resource only, without children", func(t *testing.T) {
@@ -194,6 +229,49 @@ func TestJackal(t *testing.T) {
 		d, _ := got[0].child("delay", nsDelay)
 		if d.attr("from") != bob+"/a" {
 			t.Errorf("delay from %q, want the resource that went offline, %q", d.attr("from"), bob+"/a")
+		}
+	})
+
+	run("Last Activity of an offline contact: seconds and status", func(t *testing.T) {
+		c := dial(t, srv, "alice", "la-offline")
+		q := lastQuery(t, c.lastActivity(bob, "la-offline"), bob)
+		secs, err := strconv.Atoi(q.attr("seconds"))
+		if err != nil || secs < 0 || secs > int(time.Since(bobBOnline).Seconds())+1 {
+			t.Errorf("seconds=%q: want whole seconds since bob went offline", q.attr("seconds"))
+		}
+		if q.Text != "gone fishing" {
+			t.Errorf("want the unavailable presence's status 'gone fishing' as text, got %q", q.Text)
+		}
+	})
+
+	run("Last Activity of the domain: uptime, and disco lists jabber:iq:last", func(t *testing.T) {
+		c := dial(t, srv, "alice", "la-domain")
+		q := lastQuery(t, c.lastActivity(domain, "la-domain"), domain)
+		secs, err := strconv.Atoi(q.attr("seconds"))
+		if err != nil || secs < 0 || secs > int(time.Since(started).Seconds())+1 {
+			t.Errorf("seconds=%q: want the whole seconds since the server started, at most %v", q.attr("seconds"), time.Since(started))
+		}
+		for i, to := range []string{domain, bob} {
+			id := fmt.Sprintf("disco-%d", i)
+			c.send("<iq type='get' to='" + to + "' id='" + id + "'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>")
+			info := c.waitFor("disco#info of "+to, func(n node) bool { return n.XMLName.Local == "iq" && n.attr("id") == id })
+			q, _ := info.child("query", "")
+			found := false
+			for _, f := range q.Nodes {
+				found = found || (f.XMLName.Local == "feature" && f.attr("var") == "jabber:iq:last")
+			}
+			if !found {
+				t.Errorf("disco#info of %s lacks jabber:iq:last: %s", to, info)
+			}
+		}
+	})
+
+	run("Last Activity unauthorised: forbidden", func(t *testing.T) {
+		c := dial(t, srv, "carol", "la-unauth")
+		n := c.lastActivity(bob, "la-unauth")
+		e, _ := n.child("error", "")
+		if _, ok := e.child("forbidden", nsStanza); n.attr("type") != "error" || n.attr("from") != bob || !ok {
+			t.Fatalf("want a forbidden error from %s (RULES L2), got %s", bob, n)
 		}
 	})
 
@@ -259,5 +337,50 @@ func TestJackal(t *testing.T) {
 		}
 	})
 
-	fmt.Printf("%d passed, %d failed\n", passed, failed)
+	run("restart: the same probes get the same answers", func(t *testing.T) {
+		// erin, whom alice follows, goes offline with a status for good;
+		// bob is online on c when the server stops.
+		erin := "erin@" + domain
+		erinC := online(t, srv, "erin", "e", "in")
+		aliceC := dial(t, srv, "alice", "restart-setup")
+		subscribe(t, aliceC, erinC, alice, erin)
+		erinC.send("<presence type='unavailable'><status>moved to the moon</status></presence>")
+		erinC.close()
+		bobC := dial(t, srv, "bob", "c")
+		bobC.send("<presence><status>back</status></presence>")
+		offline := func(got []node) bool { return len(got) == 1 && got[0].attr("type") == "unavailable" }
+		erinBefore := probeUntil(t, srv, "alice", erin, "erin-before", 20, offline)
+		bobBefore := probeUntil(t, srv, "alice", bob, "bob-before", 20, func(got []node) bool {
+			return len(got) == 1 && got[0].attr("from") == bob+"/c"
+		})
+		if !offline(erinBefore) || len(bobBefore) != 1 || bobBefore[0].attr("from") != bob+"/c" {
+			t.Fatalf("before the restart: want erin offline and bob online on c only, got %v and %v", erinBefore, bobBefore)
+		}
+		bobOn := stamp(t, bobBefore[0])
+
+		srv.stop()
+		stopped := time.Now()
+		srv.start()
+
+		erinAfter := probeUntil(t, srv, "alice", erin, "erin-after", 1, offline)
+		if diff := cmp.Diff(erinBefore[0].withoutID(), erinAfter[0].withoutID()); len(erinAfter) != 1 || diff != "" {
+			t.Errorf("erin's last presence across the restart (-before +after):\n%s", diff)
+		}
+		bobAfter := probeUntil(t, srv, "alice", bob, "bob-after", 1, offline)
+		if !offline(bobAfter) || bobAfter[0].attr("from") != bob {
+			t.Fatalf("want bob, online when the server stopped, unavailable now; got %v", bobAfter)
+		}
+		// The restart rule: no status, stamped with the last change the
+		// machine knew of (jackal's shutdown closes the sessions before
+		// the store, so that is at the latest the stop).
+		if _, ok := bobAfter[0].child("status", ""); ok {
+			t.Errorf("bob's presence after the restart has a status: %s", bobAfter[0])
+		}
+		within(t, "bob's stamp after the restart", stamp(t, bobAfter[0]), bobOn, stopped)
+		c := dial(t, srv, "alice", "la-restart")
+		q := lastQuery(t, c.lastActivity(erin, "la-restart"), erin)
+		if q.Text != "moved to the moon" {
+			t.Errorf("Last Activity of erin after the restart: want status 'moved to the moon', got %s", q)
+		}
+	})
 }

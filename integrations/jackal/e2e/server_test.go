@@ -59,6 +59,7 @@ type server struct {
 	cmd    *exec.Cmd
 	log    *os.File
 	done   chan error
+	env    []string // added to the server's environment
 }
 
 const configTemplate = `logger:
@@ -85,15 +86,17 @@ c2s:
       sasl:
         mechanisms: [scram_sha_1]
 lastseen:
-  engine: native
+  engine: %s
+  data: %s
 `
 
-// newServer writes a configuration for domain into a fresh directory;
+// newServer writes a configuration for domain and the lastseen engine into
+// a fresh directory;
 // start runs it.
-func newServer(t *testing.T, b bins, domain string) *server {
+func newServer(t *testing.T, b bins, domain, engine string) *server {
 	t.Helper()
 	s := &server{t: t, bins: b, domain: domain, dir: t.TempDir(), c2s: freePort(t), admin: freePort(t)}
-	cfg := fmt.Sprintf(configTemplate, s.admin, domain, filepath.Join(s.dir, "jackal.db"), s.c2s)
+	cfg := fmt.Sprintf(configTemplate, s.admin, domain, filepath.Join(s.dir, "jackal.db"), s.c2s, engine, filepath.Join(s.dir, "lastseen-data"))
 	if err := os.WriteFile(filepath.Join(s.dir, "config.yaml"), []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -111,6 +114,7 @@ func (s *server) start() {
 	s.log = lf
 	s.cmd = exec.Command(s.bins.server, "-config", filepath.Join(s.dir, "config.yaml"))
 	s.cmd.Dir = s.dir
+	s.cmd.Env = append(os.Environ(), s.env...)
 	s.cmd.Stdout, s.cmd.Stderr = lf, lf
 	if err := s.cmd.Start(); err != nil {
 		s.t.Fatal(err)

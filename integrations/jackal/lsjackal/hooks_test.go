@@ -54,6 +54,7 @@ type hookRig struct {
 	rt  *recordingRouter
 	now clock.Time
 	eng *core.Sharded
+	mod *Module
 }
 
 func newHookRig(t *testing.T) *hookRig {
@@ -69,6 +70,7 @@ func newHookRig(t *testing.T) *hookRig {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = m.Stop(context.Background()) })
+	r.mod = m
 	return r
 }
 
@@ -230,5 +232,45 @@ func TestHooksTerminated(t *testing.T) {
 	want := []string{`<presence from='juliet@capulet.lit' to='romeo@montague.lit/orchard' type='unavailable' id='t'><delay xmlns='urn:xmpp:delay' from='juliet@capulet.lit/balcony' stamp='2012-09-11T10:01:00Z'/></presence>`}
 	if diff := cmp.Diff(want, r.rt.take()); diff != "" {
 		t.Errorf("probe after the stream was terminated (-want +got):\n%s", diff)
+	}
+}
+
+// TestHooksServerIQ checks that an iq result or error another server sends
+// to a local user is delivered (jackal drops it otherwise) and that other
+// iqs are left to jackal.
+func TestHooksServerIQ(t *testing.T) {
+	r := newHookRig(t)
+	iq := func(typ, to string) *stravaganza.IQ {
+		q, err := stravaganza.NewIQBuilder().WithAttribute("type", typ).WithAttribute("id", "q").
+			WithAttribute("from", "romeo@montague.lit").WithAttribute("to", to).
+			WithChild(stravaganza.NewBuilder("query").WithAttribute("xmlns", NamespaceLast).Build()).BuildIQ()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return q
+	}
+	tests := []struct {
+		name   string
+		iq     *stravaganza.IQ
+		halted bool
+		routed int
+	}{
+		{"result to a local user", iq("result", "juliet@capulet.lit/balcony"), true, 1},
+		{"error to a local user", iq("error", "juliet@capulet.lit/balcony"), true, 1},
+		{"get to a local user: jackal's", iq("get", "juliet@capulet.lit"), false, 0},
+		{"result to another domain: not ours", iq("result", "tybalt@verona.lit/x"), false, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			halted, err := r.hk.Run(hook.S2SInStreamIQReceived, &hook.ExecutionContext{
+				Info: &hook.S2SStreamInfo{Element: tt.iq}, Context: context.Background(),
+			})
+			if err != nil || halted != tt.halted {
+				t.Errorf("halted %v, err %v; want halted %v", halted, err, tt.halted)
+			}
+			if got := r.rt.take(); len(got) != tt.routed {
+				t.Errorf("routed %v, want %d stanzas", got, tt.routed)
+			}
+		})
 	}
 }

@@ -15,7 +15,10 @@
 //     to Server (jackal's s2s layer has verified the sender by then);
 //   - step 5: C2SStreamDisconnected and C2SStreamTerminated call Close;
 //   - step 6: every Output is parsed back into a jackal stanza and routed;
-//   - step 7: a client probe the machine refuses gets a bad-request error.
+//   - step 7: a client probe the machine refuses gets a bad-request error;
+//   - step 9: the module is jackal's IQ processor for jabber:iq:last
+//     (ProcessIQ), and delivers iq results and errors from other servers,
+//     which jackal itself drops (onServerIQ).
 //
 // Probes are the machine's alone: its hooks run above jackal's roster
 // module and stop it for every probe, and a probe to a full JID is kept
@@ -105,11 +108,17 @@ func (m *Module) StreamFeature(context.Context, string) (stravaganza.Element, er
 	return nil, nil
 }
 
-// ServerFeatures returns no disco feature: XEP-0318 defines none.
-func (m *Module) ServerFeatures(context.Context) ([]string, error) { return nil, nil }
+// ServerFeatures returns jabber:iq:last, which jackal's disco module
+// lists for the served domains (XEP-0012 §6; XEP-0318 defines no feature).
+func (m *Module) ServerFeatures(context.Context) ([]string, error) {
+	return []string{NamespaceLast}, nil
+}
 
-// AccountFeatures returns no disco feature.
-func (m *Module) AccountFeatures(context.Context) ([]string, error) { return nil, nil }
+// AccountFeatures returns jabber:iq:last, which jackal's disco module lists
+// for every account's bare JID.
+func (m *Module) AccountFeatures(context.Context) ([]string, error) {
+	return []string{NamespaceLast}, nil
+}
 
 // Start registers the hooks and announces every served domain (Up).
 func (m *Module) Start(ctx context.Context) error {
@@ -119,6 +128,7 @@ func (m *Module) Start(ctx context.Context) error {
 	m.hk.AddHook(hook.S2SInStreamWillRouteElement, m.onWillRoute, hookPriority)
 	m.hk.AddHook(hook.C2SStreamDisconnected, m.onSessionEnd, hookPriority)
 	m.hk.AddHook(hook.C2SStreamTerminated, m.onSessionEnd, hookPriority)
+	m.hk.AddHook(hook.S2SInStreamIQReceived, m.onServerIQ, hookPriority)
 	for _, d := range m.domains {
 		dj, err := stanza.Parse(d)
 		if err != nil {
@@ -142,6 +152,7 @@ func (m *Module) Stop(context.Context) error {
 	m.hk.RemoveHook(hook.S2SInStreamWillRouteElement, m.onWillRoute)
 	m.hk.RemoveHook(hook.C2SStreamDisconnected, m.onSessionEnd)
 	m.hk.RemoveHook(hook.C2SStreamTerminated, m.onSessionEnd)
+	m.hk.RemoveHook(hook.S2SInStreamIQReceived, m.onServerIQ)
 	return nil
 }
 
@@ -231,6 +242,27 @@ func (m *Module) onServerPresence(ec *hook.ExecutionContext) error {
 	return hook.ErrStopped
 }
 
+// onServerIQ delivers an iq result or error that another server sends to
+// a local user. jackal v0.64.0 drops every such iq ("silently ignore" in
+// its s2s stream), so without this the answer to a Last Activity query a
+// local client sent to a remote contact (RULES L4's RoutedQuery) would
+// never arrive. RFC 6120 §10.5.3 wants it delivered to the resource like
+// any stanza to a full JID.
+func (m *Module) onServerIQ(ec *hook.ExecutionContext) error {
+	inf, ok := ec.Info.(*hook.S2SStreamInfo)
+	if !ok {
+		return nil
+	}
+	iq, ok := inf.Element.(*stravaganza.IQ)
+	if !ok || !(iq.IsResult() || iq.IsError()) || iq.ToJID() == nil || !m.serves(iq.ToJID().Domain()) {
+		return nil
+	}
+	if _, err := m.router.Route(ec.Context, iq); err != nil && !errors.Is(err, router.ErrUserNotAvailable) {
+		level.Debug(m.logger).Log("msg", "lastseen could not deliver an iq from a server", "to", iq.ToJID().String(), "err", err)
+	}
+	return hook.ErrStopped
+}
+
 func (m *Module) onSessionEnd(ec *hook.ExecutionContext) error {
 	inf, ok := ec.Info.(*hook.C2SStreamInfo)
 	if !ok || inf.JID == nil || inf.JID.Resource() == "" {
@@ -249,10 +281,10 @@ func (m *Module) onSessionEnd(ec *hook.ExecutionContext) error {
 	return nil
 }
 
-// refuse answers a client probe the machine refused with bad-request
-// (core/doc.go # Usage step 7).
-func (m *Module) refuse(ctx context.Context, pr *stravaganza.Presence) {
-	resp, err := stanzaerror.E(stanzaerror.BadRequest, pr).Stanza(false)
+// refuse answers a client probe or a query the machine refused with
+// bad-request (core/doc.go # Usage step 7).
+func (m *Module) refuse(ctx context.Context, st stravaganza.Stanza) {
+	resp, err := stanzaerror.E(stanzaerror.BadRequest, st).Stanza(false)
 	if err != nil {
 		return
 	}

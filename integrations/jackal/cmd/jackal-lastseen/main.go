@@ -33,6 +33,7 @@ import (
 	"github.com/kkyr/fig"
 	"github.com/lastseen-xmpp/lastseen/core"
 	"github.com/lastseen-xmpp/lastseen/integrations/jackal/lsjackal"
+	"github.com/lastseen-xmpp/lastseen/store"
 	adminserver "github.com/ortuman/jackal/pkg/admin/server"
 	"github.com/ortuman/jackal/pkg/auth/pepper"
 	"github.com/ortuman/jackal/pkg/c2s"
@@ -71,10 +72,21 @@ import (
 
 // Config is the lastseen section of the configuration file.
 type Config struct {
-	// Engine selects the presence machine: "native" (core.Sharded).
+	// Engine selects the presence machine: "native" (store.OpenSharded),
+	// "wasm" (lastseen.wasm on bindings/go), or "none" for jackal without
+	// lastseen.
 	Engine string `fig:"engine" default:"native"`
 	// Shards is core.NewSharded's shard count; 0 means its default.
 	Shards int `fig:"shards"`
+	// Data is the directory that keeps presence history across restarts
+	// (package store: journal and snapshots), relative to the directory
+	// the server starts in.
+	Data string `fig:"data" default:"lastseen-data"`
+	// ProbeBurst and ProbePer set the client probe limit (core.RateLimit:
+	// a bucket of ProbeBurst probes refilled every ProbePer); zero means
+	// core.DefaultRateLimit.
+	ProbeBurst int           `fig:"probe_burst"`
+	ProbePer   time.Duration `fig:"probe_per"`
 }
 
 type fileConfig struct {
@@ -217,13 +229,50 @@ func defaultModules() []string {
 	}
 }
 
-// newEngine builds the presence machine the configuration asks for.
-func newEngine(lcfg *Config, domains []string, auth core.Authorizer) (lsjackal.Engine, error) {
+// engineService stops a durable engine after the modules that feed it, so
+// that the records of their last calls reach the disk.
+type engineService struct{ shutdown func() error }
+
+func (e engineService) Start(context.Context) error { return nil }
+func (e engineService) Stop(context.Context) error  { return e.shutdown() }
+
+// newEngine builds the presence machine the configuration asks for, and
+// the service that shuts it down; nil for "none" (not "off", which YAML
+// reads as false), which runs jackal as it is (for comparisons).
+func newEngine(lcfg *Config, domains []string, auth *lsjackal.Authorizer, logger kitlog.Logger) (lsjackal.Engine, service, error) {
+	cfg := core.Config{Served: domains, Auth: auth}
+	if lcfg.ProbeBurst != 0 || lcfg.ProbePer != 0 {
+		cfg.ProbeLimit = core.RateLimit{Burst: lcfg.ProbeBurst, Per: lcfg.ProbePer}
+	}
 	switch lcfg.Engine {
 	case "native", "":
-		return core.NewSharded(core.Config{Served: domains, Auth: auth}, lcfg.Shards)
+		// store.OpenSharded applies the restart rule: a session that was
+		// online when the server stopped comes back unavailable, with the
+		// stamp of its last change.
+		d, err := store.OpenSharded(lcfg.Data, cfg, lcfg.Shards, store.Options{})
+		if err != nil {
+			return nil, nil, fmt.Errorf("lastseen.data %q: %w", lcfg.Data, err)
+		}
+		r := d.Recovery()
+		level.Info(logger).Log("msg", "lastseen store opened", "dir", lcfg.Data, "generation", r.Generation,
+			"records", r.Records, "torn_bytes", r.TornBytes, "took_offline", r.TookOffline)
+		return d, engineService{shutdown: d.Shutdown}, nil
+	case "wasm":
+		// One instance behind a mutex; its state is kept by a snapshot
+		// written at shutdown (see lsjackal.WASMEngine).
+		if err := os.MkdirAll(lcfg.Data, 0o700); err != nil {
+			return nil, nil, fmt.Errorf("lastseen.data %q: %w", lcfg.Data, err)
+		}
+		cfg.Auth = nil // the guest is told the facts (lsjackal.WASMEngine)
+		w, err := lsjackal.OpenWASM(context.Background(), cfg, auth, filepath.Join(lcfg.Data, "wasm.snapshot"), logger)
+		if err != nil {
+			return nil, nil, err
+		}
+		return w, engineService{shutdown: w.Shutdown}, nil
+	case "none":
+		return nil, nil, nil
 	}
-	return nil, fmt.Errorf("lastseen.engine %q: only \"native\" is available", lcfg.Engine)
+	return nil, nil, fmt.Errorf("lastseen.engine %q: want \"native\", \"wasm\" or \"off\"", lcfg.Engine)
 }
 
 // assemble builds jackal's subsystems in the order its own main does
@@ -276,19 +325,31 @@ func assemble(cfg *jackal.Config, lcfg *Config, logger kitlog.Logger) (*server, 
 	for _, h := range cfg.Hosts {
 		domains = append(domains, h.Domain)
 	}
-	eng, err := newEngine(lcfg, domains, lsjackal.NewAuthorizer(rep, logger))
+	eng, engSvc, err := newEngine(lcfg, domains, lsjackal.NewAuthorizer(rep, logger), logger)
 	if err != nil {
 		return nil, err
 	}
+	if engSvc != nil {
+		srv.add(engSvc) // before the modules: stopped after them
+	}
 	d := &deps{cfg: cfg, router: rt, hosts: hosts, resMng: resMng, rep: rep, hk: hk, comps: comps, connMng: connMng, logger: logger}
-	mods := []module.Module{lsjackal.New(eng, domains, rt, hk, nil, logger)}
+	var mods []module.Module
+	if eng != nil {
+		mods = append(mods, lsjackal.New(eng, domains, rt, hk, nil, logger))
+	}
 	enabled := cfg.Modules.Enabled
 	if len(enabled) == 0 {
 		enabled = defaultModules()
 	}
 	for _, name := range enabled {
 		if name == lsjackal.ModuleName {
-			continue // always on, and first
+			continue // on unless the engine is "none", and first
+		}
+		if name == xep0012.ModuleName && eng != nil {
+			// lastseen answers Last Activity from its own state; jackal's
+			// module would answer the same queries from another record.
+			level.Info(logger).Log("msg", "jackal's last activity module replaced by lastseen", "module", name)
+			continue
 		}
 		m, ok := jackalModule(name, d)
 		if !ok {
