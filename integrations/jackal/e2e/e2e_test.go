@@ -383,4 +383,31 @@ func suite(t *testing.T, b bins, engine string, run func(name string, f func(t *
 			t.Errorf("Last Activity of erin after the restart: want status 'moved to the moon', got %s", q)
 		}
 	})
+
+	run("crash: an acknowledged change survives SIGKILL", func(t *testing.T) {
+		// erin (followed by alice since the restart case) comes back and
+		// leaves again with a new status; once a probe has answered with
+		// it, the server dies without a shutdown.
+		erin := "erin@" + domain
+		erinC := online(t, srv, "erin", "k", "briefly")
+		erinC.send("<presence type='unavailable'><status>crashed out</status></presence>")
+		erinC.close()
+		crashed := func(got []node) bool {
+			if len(got) != 1 || got[0].attr("type") != "unavailable" {
+				return false
+			}
+			st, ok := got[0].child("status", "")
+			return ok && st.Text == "crashed out"
+		}
+		before := probeUntil(t, srv, "alice", erin, "crash-before", 20, crashed)
+		if !crashed(before) {
+			t.Fatalf("before the crash: want erin unavailable with status 'crashed out', got %v", before)
+		}
+		srv.crash()
+		srv.start()
+		after := probeUntil(t, srv, "alice", erin, "crash-after", 1, crashed)
+		if diff := cmp.Diff(before[0].withoutID(), after[0].withoutID()); len(after) != 1 || diff != "" {
+			t.Errorf("erin's last presence across the crash (-before +after):\n%s", diff)
+		}
+	})
 }

@@ -163,6 +163,19 @@ func (s *server) stop() {
 	s.log.Close()
 }
 
+// crash sends SIGKILL to the PID it started and waits for it to exit, so
+// that nothing of a clean shutdown runs.
+func (s *server) crash() {
+	s.t.Helper()
+	if s.cmd == nil {
+		s.t.Fatal("crash: the server is not running")
+	}
+	_ = syscall.Kill(s.cmd.Process.Pid, syscall.SIGKILL)
+	<-s.done
+	s.cmd = nil
+	s.log.Close()
+}
+
 func (s *server) logTail() string {
 	b, _ := os.ReadFile(filepath.Join(s.dir, "server.log"))
 	if len(b) > 4000 {

@@ -2,7 +2,6 @@ package lsjackal
 
 import (
 	"context"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -29,8 +28,8 @@ func TestWASMEngineFacts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	path := filepath.Join(t.TempDir(), "wasm.snapshot")
-	w, err := OpenWASM(context.Background(), core.Config{Served: domains}, auth, path, log.NewNopLogger())
+	dir := t.TempDir()
+	w, err := OpenWASM(context.Background(), core.Config{Served: domains}, auth, dir, log.NewNopLogger())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -80,10 +79,10 @@ func TestWASMEngineFacts(t *testing.T) {
 	if err := w.Shutdown(); err != nil {
 		t.Fatal(err)
 	}
-	// The snapshot restores, and the restart rule takes juliet offline,
+	// The store reopens, and the restart rule takes juliet offline,
 	// stamped with the last change: her first presence (the second one
 	// repeated it and changed nothing).
-	w2, err := OpenWASM(context.Background(), core.Config{Served: domains}, auth, path, log.NewNopLogger())
+	w2, err := OpenWASM(context.Background(), core.Config{Served: domains}, auth, dir, log.NewNopLogger())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,7 +9,7 @@
 // jackal.Config type) plus a lastseen section:
 //
 //	lastseen:
-//	  engine: native   # the only engine so far: core.Sharded
+//	  engine: native   # native (store.OpenSharded), wasm (wazerohost.OpenDurable) or none
 //	  shards: 0        # 0 means the core's default
 //
 // What it leaves out of jackal's main: clustering (only the standalone
@@ -258,13 +258,11 @@ func newEngine(lcfg *Config, domains []string, auth *lsjackal.Authorizer, logger
 			"records", r.Records, "torn_bytes", r.TornBytes, "took_offline", r.TookOffline)
 		return d, engineService{shutdown: d.Shutdown}, nil
 	case "wasm":
-		// One instance behind a mutex; its state is kept by a snapshot
-		// written at shutdown (see lsjackal.WASMEngine).
-		if err := os.MkdirAll(lcfg.Data, 0o700); err != nil {
-			return nil, nil, fmt.Errorf("lastseen.data %q: %w", lcfg.Data, err)
-		}
+		// One instance behind a mutex, journaled by package store in the
+		// same directory format as the native engine's (see
+		// lsjackal.WASMEngine).
 		cfg.Auth = nil // the guest is told the facts (lsjackal.WASMEngine)
-		w, err := lsjackal.OpenWASM(context.Background(), cfg, auth, filepath.Join(lcfg.Data, "wasm.snapshot"), logger)
+		w, err := lsjackal.OpenWASM(context.Background(), cfg, auth, lcfg.Data, logger)
 		if err != nil {
 			return nil, nil, err
 		}
