@@ -274,3 +274,57 @@ func TestHooksServerIQ(t *testing.T) {
 		})
 	}
 }
+
+// TestHooksRemoteQuery drives a client's Last Activity query through
+// jackal's will-route hook: one to another server goes through the machine,
+// which routes it unless the session's user blocked the target (RULES L4:
+// then the session gets the error and nothing is routed), and jackal is
+// stopped either way; other iqs are left to jackal.
+func TestHooksRemoteQuery(t *testing.T) {
+	r := newHookRig(t)
+	if err := r.eng.SetBlock(stanza.MustParse("juliet@capulet.lit"), stanza.MustParse("tybalt@verona.lit"), true); err != nil {
+		t.Fatal(err)
+	}
+	iq := func(typ, to, ns string) *stravaganza.IQ {
+		q, err := stravaganza.NewIQBuilder().WithAttribute("type", typ).WithAttribute("id", "q").
+			WithAttribute("from", "juliet@capulet.lit/balcony").WithAttribute("to", to).
+			WithChild(stravaganza.NewBuilder("query").WithAttribute("xmlns", ns).Build()).BuildIQ()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return q
+	}
+	tests := []struct {
+		name   string
+		iq     *stravaganza.IQ
+		halted bool
+		want   []string
+	}{
+		{"remote, not blocked: routed by the machine", iq("get", "romeo@montague.lit", NamespaceLast), true, []string{
+			`<iq from='juliet@capulet.lit/balcony' to='romeo@montague.lit' type='get' id='q'><query xmlns='jabber:iq:last'/></iq>`,
+		}},
+		{"remote full JID, not blocked: routed by the machine", iq("get", "romeo@montague.lit/orchard", NamespaceLast), true, []string{
+			`<iq from='juliet@capulet.lit/balcony' to='romeo@montague.lit/orchard' type='get' id='q'><query xmlns='jabber:iq:last'/></iq>`,
+		}},
+		{"remote, blocked: the C4 error, nothing routed to it", iq("get", "tybalt@verona.lit", NamespaceLast), true, []string{
+			`<iq from='tybalt@verona.lit' to='juliet@capulet.lit/balcony' type='error' id='q'><error type='cancel'><not-acceptable xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/><blocked xmlns='urn:xmpp:blocking:errors'/></error></iq>`,
+		}},
+		{"local full JID: jackal's (L6)", iq("get", "nurse@capulet.lit/kitchen", NamespaceLast), false, nil},
+		{"remote set: jackal's", iq("set", "romeo@montague.lit", NamespaceLast), false, nil},
+		{"remote, another namespace: jackal's", iq("get", "romeo@montague.lit", "jabber:iq:version"), false, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			j, _ := jid.NewWithString("juliet@capulet.lit/balcony", false)
+			halted, err := r.hk.Run(hook.C2SStreamWillRouteElement, &hook.ExecutionContext{
+				Info: &hook.C2SStreamInfo{JID: j, Element: tt.iq}, Context: context.Background(),
+			})
+			if err != nil || halted != tt.halted {
+				t.Errorf("halted %v, err %v; want halted %v", halted, err, tt.halted)
+			}
+			if diff := cmp.Diff(tt.want, r.rt.take()); diff != "" {
+				t.Errorf("routed (-want +got):\n%s", diff)
+			}
+		})
+	}
+}

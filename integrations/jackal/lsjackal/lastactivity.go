@@ -6,8 +6,10 @@ import (
 
 	"github.com/go-kit/log/level"
 	"github.com/jackal-xmpp/stravaganza"
+	"github.com/jackal-xmpp/stravaganza/jid"
 	"github.com/lastseen-xmpp/lastseen/core"
 	"github.com/lastseen-xmpp/lastseen/stanza"
+	"github.com/ortuman/jackal/pkg/hook"
 )
 
 // NamespaceLast is XEP-0012 Last Activity's namespace.
@@ -56,6 +58,35 @@ func (m *Module) ProcessIQ(ctx context.Context, iq *stravaganza.IQ) error {
 	}
 	m.route(ctx, outs)
 	return nil
+}
+
+// remoteQuery passes a client's Last Activity query to a JID at another
+// server through Client, routes what the machine emits and stops jackal
+// from routing the query itself. jackal hands a module only the iqs to one
+// of its hosts or to a bare JID on one (ProcessIQ); it routes any other
+// iq directly, which would skip RULES L4's blocked-target check: if the
+// session's user blocked the target, the machine routes nothing and
+// answers with an error instead. Queries to a full JID at a served domain
+// stay jackal's to route to that resource (L6), as does every other iq.
+func (m *Module) remoteQuery(ctx context.Context, session *jid.JID, iq *stravaganza.IQ) error {
+	to := iq.ToJID()
+	if !iq.IsGet() || to == nil || m.serves(to.Domain()) || iq.ChildNamespace("query", NamespaceLast) == nil {
+		return nil
+	}
+	sess, err := stanza.Parse(session.String())
+	if err != nil {
+		return nil // jackal bound a JID our parser refuses: jackal routes it
+	}
+	var b bytes.Buffer
+	_ = iq.ToXML(&b, true) // a bytes.Buffer does not fail
+	outs, err := m.eng.Client(m.clock(), sess, b.Bytes())
+	if err != nil {
+		level.Debug(m.logger).Log("msg", "lastseen refused a Last Activity query", "to", to.String(), "err", err)
+		m.refuse(ctx, iq)
+		return hook.ErrStopped
+	}
+	m.route(ctx, outs)
+	return hook.ErrStopped
 }
 
 // serves reports whether domain is one of the module's domains.

@@ -17,8 +17,10 @@
 //   - step 6: every Output is parsed back into a jackal stanza and routed;
 //   - step 7: a client probe the machine refuses gets a bad-request error;
 //   - step 9: the module is jackal's IQ processor for jabber:iq:last
-//     (ProcessIQ), and delivers iq results and errors from other servers,
-//     which jackal itself drops (onServerIQ).
+//     (ProcessIQ), passes a client's query to another server through
+//     Client before jackal routes it (remoteQuery), and delivers iq
+//     results and errors from other servers, which jackal itself drops
+//     (onServerIQ).
 //
 // Probes are the machine's alone: its hooks run above jackal's roster
 // module and stop it for every probe, and a probe to a full JID is kept
@@ -210,12 +212,17 @@ func clientStanza(pr *stravaganza.Presence, session *jid.JID) []byte {
 }
 
 // onWillRoute keeps jackal from delivering a probe to a full JID to the
-// contact's session once the machine has answered it.
+// contact's session once the machine has answered it, and passes a
+// client's Last Activity query to another server through the machine
+// (remoteQuery).
 func (m *Module) onWillRoute(ec *hook.ExecutionContext) error {
 	var el stravaganza.Element
 	switch inf := ec.Info.(type) {
 	case *hook.C2SStreamInfo:
 		el = inf.Element
+		if iq, ok := el.(*stravaganza.IQ); ok && inf.JID != nil {
+			return m.remoteQuery(ec.Context, inf.JID, iq)
+		}
 	case *hook.S2SStreamInfo:
 		el = inf.Element
 	}

@@ -48,6 +48,7 @@ func TestWASMEngineFacts(t *testing.T) {
 		{&nurse, `<iq type='get' to='juliet@capulet.lit' id='q1'><query xmlns='jabber:iq:last'/></iq>`},
 		{nil, `<iq type='get' from='paris@verona.lit/x' to='juliet@capulet.lit' id='q2'><query xmlns='jabber:iq:last'/></iq>`},
 		{&juliet, `<presence to='paris@verona.lit' type='probe' id='j1'/>`},
+		{&juliet, `<iq type='get' to='paris@verona.lit' id='j2'><query xmlns='jabber:iq:last'/></iq>`},
 	}
 	both := func(f func(e Engine) ([]core.Output, error)) {
 		t.Helper()
