@@ -146,7 +146,8 @@ func (s *server) start() {
 }
 
 // stop sends SIGTERM to the PID it started and waits at most 15 s before
-// SIGKILL. It is safe to call twice.
+// SIGKILL; an exit status other than 0 fails the test. It is safe to call
+// twice.
 func (s *server) stop() {
 	if s.cmd == nil {
 		return
@@ -154,7 +155,12 @@ func (s *server) stop() {
 	pid := s.cmd.Process.Pid
 	_ = syscall.Kill(pid, syscall.SIGTERM)
 	select {
-	case <-s.done:
+	case err := <-s.done:
+		// A clean shutdown (modules stopped, domains taken down, store
+		// closed) exits 0; run returns any error of it.
+		if err != nil {
+			s.t.Errorf("server exited with %v after SIGTERM\n%s", err, s.logTail())
+		}
 	case <-time.After(15 * time.Second):
 		_ = syscall.Kill(pid, syscall.SIGKILL)
 		<-s.done

@@ -328,3 +328,31 @@ func TestHooksRemoteQuery(t *testing.T) {
 		})
 	}
 }
+
+// TestHooksStop checks that stopping the module takes every served domain
+// down and routes the announcement to the domain's subscribers (XEP-0318
+// §3.2, RULES S3), after which a probe to the domain gets the downtime
+// (S2).
+func TestHooksStop(t *testing.T) {
+	r := newHookRig(t)
+	dom := stanza.MustParse("capulet.lit")
+	if err := r.eng.SetRoster(dom, stanza.MustParse("romeo@montague.lit"), core.SubFrom); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.eng.SetRoster(dom, stanza.MustParse("tybalt@verona.lit"), core.SubTo); err != nil {
+		t.Fatal(err)
+	}
+	r.now = r.now.Add(time.Hour)
+	if err := r.mod.Stop(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{`<presence from='capulet.lit' to='romeo@montague.lit' type='unavailable'><delay xmlns='urn:xmpp:delay' from='capulet.lit' stamp='2012-09-11T11:00:00Z'/></presence>`}
+	if diff := cmp.Diff(want, r.rt.take()); diff != "" {
+		t.Errorf("announcements at stop (-want +got):\n%s", diff)
+	}
+	out, err := r.eng.Server(r.now, []byte(`<presence from='romeo@montague.lit/orchard' to='capulet.lit' type='probe' id='p'/>`))
+	wantOut := []core.Output{{Kind: core.Reply, To: []byte("romeo@montague.lit/orchard"), Stanza: []byte(`<presence from='capulet.lit' to='romeo@montague.lit/orchard' type='unavailable' id='p'><delay xmlns='urn:xmpp:delay' from='capulet.lit' stamp='2012-09-11T11:00:00Z'/></presence>`)}}
+	if diff := cmp.Diff(wantOut, out); err != nil || diff != "" {
+		t.Errorf("probe to the domain after stop: err %v (-want +got):\n%s", err, diff)
+	}
+}

@@ -7,7 +7,8 @@
 //
 //   - step 1: the Engine is built by the caller (cmd/jackal-lastseen builds
 //     a core.Sharded) with an Authorizer over jackal's storage;
-//   - step 2: Start calls Up for every served domain and routes the result;
+//   - step 2: Start calls Up for every served domain and routes the result,
+//     and Stop calls Down for each the same way;
 //   - step 3: C2SStreamPresenceReceived feeds every client presence to
 //     Client, after removing the to='own bare JID' jackal adds to
 //     broadcasts (see clientStanza);
@@ -131,23 +132,20 @@ func (m *Module) Start(ctx context.Context) error {
 	m.hk.AddHook(hook.C2SStreamDisconnected, m.onSessionEnd, hookPriority)
 	m.hk.AddHook(hook.C2SStreamTerminated, m.onSessionEnd, hookPriority)
 	m.hk.AddHook(hook.S2SInStreamIQReceived, m.onServerIQ, hookPriority)
-	for _, d := range m.domains {
-		dj, err := stanza.Parse(d)
-		if err != nil {
-			return err
-		}
-		outs, err := m.eng.Up(m.clock(), dj)
-		if err != nil {
-			return err
-		}
-		m.route(ctx, outs)
+	if err := m.announce(ctx, m.eng.Up); err != nil {
+		return err
 	}
 	level.Info(m.logger).Log("msg", "started lastseen module", "domains", len(m.domains))
 	return nil
 }
 
-// Stop removes the hooks.
-func (m *Module) Stop(context.Context) error {
+// Stop removes the hooks and takes every served domain down (Down),
+// routing the announcements (XEP-0318 §3.2: a server going offline, by
+// symmetry with Up at start). jackal stops its modules before its router
+// and the engine after the modules (cmd/jackal-lastseen), so both are
+// still usable here; the client listeners are already closed, so the
+// announcements reach remote subscribers only.
+func (m *Module) Stop(ctx context.Context) error {
 	m.hk.RemoveHook(hook.C2SStreamPresenceReceived, m.onClientPresence)
 	m.hk.RemoveHook(hook.C2SStreamWillRouteElement, m.onWillRoute)
 	m.hk.RemoveHook(hook.S2SInStreamPresenceReceived, m.onServerPresence)
@@ -155,6 +153,23 @@ func (m *Module) Stop(context.Context) error {
 	m.hk.RemoveHook(hook.C2SStreamDisconnected, m.onSessionEnd)
 	m.hk.RemoveHook(hook.C2SStreamTerminated, m.onSessionEnd)
 	m.hk.RemoveHook(hook.S2SInStreamIQReceived, m.onServerIQ)
+	return m.announce(ctx, m.eng.Down)
+}
+
+// announce calls up or down (the engine's Up or Down) for every served
+// domain and routes what each returns.
+func (m *Module) announce(ctx context.Context, call func(clock.Time, stanza.JID) ([]core.Output, error)) error {
+	for _, d := range m.domains {
+		dj, err := stanza.Parse(d)
+		if err != nil {
+			return err
+		}
+		outs, err := call(m.clock(), dj)
+		if err != nil {
+			return err
+		}
+		m.route(ctx, outs)
+	}
 	return nil
 }
 
