@@ -138,13 +138,17 @@ func (w *WASMEngine) run(raw []byte, session *stanza.JID, call func(*store.Durab
 		}
 	}
 	out, err := call(w.d)
-	if err != nil {
-		return nil, w.trapped(err)
+	if errors.Is(err, wazerohost.ErrTrap) {
+		return nil, w.trapped(err) // the facts went with the instance
 	}
 	if n > 0 {
-		if err := w.clear(n); err != nil {
-			return nil, err
+		// Also after a refused event: the facts must not outlive it.
+		if cerr := w.clear(n); cerr != nil {
+			return nil, errors.Join(err, cerr)
 		}
+	}
+	if err != nil {
+		return nil, err
 	}
 	return out, nil
 }

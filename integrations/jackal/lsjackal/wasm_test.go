@@ -1,6 +1,7 @@
 package lsjackal
 
 import (
+	"bytes"
 	"context"
 	"testing"
 	"time"
@@ -92,5 +93,47 @@ func TestWASMEngineFacts(t *testing.T) {
 	want := []core.Output{{Kind: core.Reply, To: []byte("nurse@capulet.lit/kitchen"), Stanza: []byte(`<presence from='juliet@capulet.lit' to='nurse@capulet.lit/kitchen' type='unavailable' id='after'><delay xmlns='urn:xmpp:delay' from='juliet@capulet.lit/balcony' stamp='2012-09-11T10:00:00Z'/></presence>`)}}
 	if diff := cmp.Diff(want, out); err != nil || diff != "" {
 		t.Errorf("probe after restore: err %v (-want +got):\n%s", err, diff)
+	}
+}
+
+// TestWASMEngineRefusedClearsFacts checks that the facts set for an event
+// the machine refuses are cleared all the same: after a malformed query
+// from paris, whom juliet has in her roster and blocks, and a storage
+// change that drops both, paris's probe must get what the native engine
+// answers from storage (unsubscribed), not what stale facts would give.
+func TestWASMEngineRefusedClearsFacts(t *testing.T) {
+	if testing.Short() {
+		t.Skip("compiles the WebAssembly module")
+	}
+	fake := newFake()
+	auth := NewAuthorizer(fake, log.NewNopLogger())
+	domains := []string{"capulet.lit"}
+	native, err := core.NewSharded(core.Config{Served: domains, Auth: auth}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := OpenWASM(context.Background(), core.Config{Served: domains}, auth, t.TempDir(), log.NewNopLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Shutdown()
+	now, _ := clock.Parse("2012-09-11T10:00:00Z")
+	bad := []byte(`<iq type='get' from='paris@verona.lit/x' to='juliet@capulet.lit' id='bad'><query xmlns='jabber:iq:last'/><extra/></iq>`)
+	if _, err := w.Server(now, bad); err == nil {
+		t.Fatal("the machine accepted a query with two children")
+	}
+	fake.blocks["juliet"] = nil
+	fake.roster["juliet"] = nil
+	probe := []byte(`<presence from='paris@verona.lit/x' to='juliet@capulet.lit' type='probe' id='p'/>`)
+	want, err := native.Server(now, probe)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := w.Server(now, probe)
+	if diff := cmp.Diff(want, got); err != nil || diff != "" {
+		t.Errorf("probe after a refused query: err %v (-native +wasm):\n%s", err, diff)
+	}
+	if len(want) != 1 || !bytes.Contains(want[0].Stanza, []byte("unsubscribed")) {
+		t.Errorf("native engine: want one unsubscribed, got %v", want)
 	}
 }
