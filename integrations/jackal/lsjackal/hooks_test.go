@@ -235,20 +235,25 @@ func TestHooksTerminated(t *testing.T) {
 	}
 }
 
+// queryIQ builds an iq of type typ with id 'q' carrying an empty query in
+// namespace ns.
+func queryIQ(t *testing.T, typ, from, to, ns string) *stravaganza.IQ {
+	t.Helper()
+	q, err := stravaganza.NewIQBuilder().WithAttribute("type", typ).WithAttribute("id", "q").
+		WithAttribute("from", from).WithAttribute("to", to).
+		WithChild(stravaganza.NewBuilder("query").WithAttribute("xmlns", ns).Build()).BuildIQ()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return q
+}
+
 // TestHooksServerIQ checks that an iq result or error another server sends
 // to a local user is delivered (jackal drops it otherwise) and that other
 // iqs are left to jackal.
 func TestHooksServerIQ(t *testing.T) {
 	r := newHookRig(t)
-	iq := func(typ, to string) *stravaganza.IQ {
-		q, err := stravaganza.NewIQBuilder().WithAttribute("type", typ).WithAttribute("id", "q").
-			WithAttribute("from", "romeo@montague.lit").WithAttribute("to", to).
-			WithChild(stravaganza.NewBuilder("query").WithAttribute("xmlns", NamespaceLast).Build()).BuildIQ()
-		if err != nil {
-			t.Fatal(err)
-		}
-		return q
-	}
+	iq := func(typ, to string) *stravaganza.IQ { return queryIQ(t, typ, "romeo@montague.lit", to, NamespaceLast) }
 	tests := []struct {
 		name   string
 		iq     *stravaganza.IQ
@@ -285,15 +290,7 @@ func TestHooksRemoteQuery(t *testing.T) {
 	if err := r.eng.SetBlock(stanza.MustParse("juliet@capulet.lit"), stanza.MustParse("tybalt@verona.lit"), true); err != nil {
 		t.Fatal(err)
 	}
-	iq := func(typ, to, ns string) *stravaganza.IQ {
-		q, err := stravaganza.NewIQBuilder().WithAttribute("type", typ).WithAttribute("id", "q").
-			WithAttribute("from", "juliet@capulet.lit/balcony").WithAttribute("to", to).
-			WithChild(stravaganza.NewBuilder("query").WithAttribute("xmlns", ns).Build()).BuildIQ()
-		if err != nil {
-			t.Fatal(err)
-		}
-		return q
-	}
+	iq := func(typ, to, ns string) *stravaganza.IQ { return queryIQ(t, typ, "juliet@capulet.lit/balcony", to, ns) }
 	tests := []struct {
 		name   string
 		iq     *stravaganza.IQ
