@@ -319,8 +319,10 @@ func (r *Results) WriteText(w io.Writer) {
 		writeAligned(w, r.sizeRows(), "  ")
 	}
 	fmt.Fprintln(w)
-	r.Scale.writeText(w)
-	fmt.Fprintln(w)
+	if r.Scale.Users != 0 {
+		r.Scale.writeText(w)
+		fmt.Fprintln(w)
+	}
 	fmt.Fprintln(w, "targets (issues 4 and 11)")
 	writeAligned(w, r.targetRows(), "  ")
 	fmt.Fprintf(w, "\nrun took %.1f s\n", r.RunSeconds)
@@ -368,8 +370,10 @@ func (r *Results) WriteMarkdown(w io.Writer, notes, chart string) {
 	fmt.Fprintf(w, "core.Sharded with its default shard count (64 per GOMAXPROCS); %d users, each goroutine walking its own share: a presence update then a server probe per user. %.1f s per run.\n\n", r.Parallel.Users, r.Parallel.Seconds)
 	writeMarkdownTable(w, r.parRows())
 	fmt.Fprintln(w)
-	r.Scale.writeMarkdown(w)
-	fmt.Fprintln(w)
+	if r.Scale.Users != 0 {
+		r.Scale.writeMarkdown(w)
+		fmt.Fprintln(w)
+	}
 	fmt.Fprintln(w, "## WASM module size")
 	fmt.Fprintln(w)
 	if r.Wasm.Missing != "" {

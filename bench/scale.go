@@ -539,6 +539,9 @@ func (r ScaleResult) scaleIntro() string {
 }
 
 func (r ScaleResult) writeText(w io.Writer) {
+	if r.Users == 0 {
+		return // not run
+	}
 	if r.Missing != "" {
 		fmt.Fprintf(w, "scale: n/a (%s)\n", r.Missing)
 		return
@@ -550,6 +553,9 @@ func (r ScaleResult) writeText(w io.Writer) {
 }
 
 func (r ScaleResult) writeMarkdown(w io.Writer) {
+	if r.Users == 0 {
+		return // not run
+	}
 	fmt.Fprintln(w, "## Scale: one Sharded with many users")
 	fmt.Fprintln(w)
 	if r.Missing != "" {
