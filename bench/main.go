@@ -10,6 +10,8 @@
 //	go run ./bench -scale     the full run with the scale section at 1 M users
 //	go run ./bench -scale -scale-only
 //	                          only the scale section, printed (no files)
+//	go run ./bench -cpuprofile FILE
+//	                          also write a CPU profile of the run
 //
 // The scale section (issue 11) builds many users on one core.Sharded and
 // measures, in the same run: a mixed load with 1 and 2 goroutines and its
@@ -33,6 +35,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"strings"
 	"time"
 )
@@ -80,8 +83,21 @@ func run(args []string, stdout, stderr io.Writer) int {
 	scale := fs.Bool("scale", false, "run the scale section at 1 M users (issue 11's size)")
 	scaleUsers := fs.Int("scale-users", 0, "users in the scale section (default 1 M with -scale, 200 k, or 20 k with -quick)")
 	scaleOnly := fs.Bool("scale-only", false, "run only the scale section and print it; writes no files")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the run to this file (for go tool pprof)")
 	if err := fs.Parse(args); err != nil {
 		return 2
+	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err == nil {
+			err = pprof.StartCPUProfile(f)
+		}
+		if err != nil {
+			fmt.Fprintln(stderr, "bench:", err)
+			return 1
+		}
+		defer f.Close()
+		defer pprof.StopCPUProfile()
 	}
 	cfg := defaultConfig(*quick)
 	if *scale {

@@ -82,6 +82,23 @@ type MixRun struct {
 	P99        float64 `json:"p99_ns"`
 	P999       float64 `json:"p999_ns"`
 	Max        float64 `json:"max_ns"`
+	// Over is how many calls took longer than the stall goal; GCs and
+	// GCMaxPause are the collections that ended during the run and the
+	// longest stop-the-world pause among them: what else a slow call can
+	// have waited for.
+	Over       int64   `json:"calls_over_goal"`
+	GCs        uint32  `json:"gcs"`
+	GCMaxPause float64 `json:"gc_max_pause_ns"`
+}
+
+// gcSince fills m's GC figures from the collections after before.
+func (m *MixRun) gcSince(before *runtime.MemStats) {
+	var now runtime.MemStats
+	runtime.ReadMemStats(&now)
+	m.GCs = now.NumGC - before.NumGC
+	for i := before.NumGC; i < now.NumGC && now.NumGC-i <= uint32(len(now.PauseNs)); i++ {
+		m.GCMaxPause = max(m.GCMaxPause, float64(now.PauseNs[i%uint32(len(now.PauseNs))]))
+	}
 }
 
 // DurableRun is one run of durable changes through store.ShardedDurable.
@@ -165,7 +182,16 @@ func (h *latHist) quantile(q float64) float64 {
 func (h *latHist) run(g int, elapsed time.Duration) MixRun {
 	n := h.count()
 	return MixRun{Goroutines: g, Calls: n, OpsPerSec: float64(n) / elapsed.Seconds(),
-		P50: h.quantile(0.5), P99: h.quantile(0.99), P999: h.quantile(0.999), Max: float64(h.max)}
+		P50: h.quantile(0.5), P99: h.quantile(0.99), P999: h.quantile(0.999), Max: float64(h.max), Over: h.over(goalStallMs * 1e6)}
+}
+
+// over counts the values in buckets wholly above ns.
+func (h *latHist) over(ns uint64) int64 {
+	var t int64
+	for i := latBucket(ns) + 1; i < len(h.n); i++ {
+		t += h.n[i]
+	}
+	return t
 }
 
 // scaleUsers holds what the load needs of each user; the stanzas are
@@ -395,6 +421,8 @@ func mixedLoad(us *scaleUsers, s *core.Sharded, g int, during func()) (MixRun, e
 	var wg sync.WaitGroup
 	var failed atomic.Value
 	hs := make([]latHist, g)
+	var gcBefore runtime.MemStats
+	runtime.ReadMemStats(&gcBefore)
 	start := time.Now()
 	for k := range g {
 		wg.Add(1)
@@ -451,7 +479,9 @@ func mixedLoad(us *scaleUsers, s *core.Sharded, g int, during func()) (MixRun, e
 	for k := range hs {
 		all.merge(&hs[k])
 	}
-	return all.run(g, elapsed), nil
+	run := all.run(g, elapsed)
+	run.gcSince(&gcBefore)
+	return run, nil
 }
 
 // atScale says at how many users a goal measured per user was checked,
@@ -495,9 +525,10 @@ func (r ScaleResult) targets() []Target {
 // mixRows is the mixed-load table: the plain runs, then the pair that
 // shows the snapshot's effect.
 func (r ScaleResult) mixRows() [][]string {
-	rows := [][]string{{"run", "goroutines", "calls/s", "p50", "p99", "p99.9", "max"}}
+	rows := [][]string{{"run", "goroutines", "calls/s", "p50", "p99", "p99.9", "max", fmt.Sprintf("calls > %d ms", goalStallMs), "GCs (longest pause)"}}
 	add := func(name string, m MixRun) {
-		rows = append(rows, []string{name, strconv.Itoa(m.Goroutines), fmtRate(m.OpsPerSec), fmtNs(m.P50), fmtNs(m.P99), fmtNs(m.P999), fmtNs(m.Max)})
+		rows = append(rows, []string{name, strconv.Itoa(m.Goroutines), fmtRate(m.OpsPerSec), fmtNs(m.P50), fmtNs(m.P99), fmtNs(m.P999), fmtNs(m.Max),
+			strconv.FormatInt(m.Over, 10), fmt.Sprintf("%d (%s)", m.GCs, fmtNs(m.GCMaxPause))})
 	}
 	for _, m := range r.Mixed {
 		add(fmt.Sprintf("mixed load, %.1f s", r.Seconds), m)

@@ -34,6 +34,15 @@ func TestLatHist(t *testing.T) {
 	if h.max != xs[len(xs)-1] || h.quantile(1) != float64(h.max) {
 		t.Errorf("max %d, quantile(1) %.0f, want %d", h.max, h.quantile(1), xs[len(xs)-1])
 	}
+	var over int64
+	for _, x := range xs {
+		if float64(x) >= latLow(latBucket(10e6)+1) {
+			over++
+		}
+	}
+	if got := h.over(10e6); got != over || over == 0 {
+		t.Errorf("over(10 ms) = %d, want %d", got, over)
+	}
 	if h.count() != int64(len(xs)) {
 		t.Errorf("count %d, want %d", h.count(), len(xs))
 	}
