@@ -343,7 +343,7 @@ func (r *Results) WriteMarkdown(w io.Writer, notes, chart string) {
 		mode = "-quick"
 	}
 	fmt.Fprintf(w, "- Mode: %s; medians of %d interleaved samples of ~%.0f ms per cell; WASM batches of %d; the whole run took %.1f s\n", mode, r.Samples, r.SampleMs, r.BatchSize, r.RunSeconds)
-	fmt.Fprintln(w, "- Reproduce: `go run ./bench` (or `-quick`, `-json`); per-path profiles: `go test -run '^$' -bench . -count=6 ./core ./stanza`")
+	fmt.Fprintln(w, "- Reproduce: `go run ./bench` (or `-quick`, `-json`, `-scale` for the scale section at 1 M users); per-path profiles: `go test -run '^$' -bench . -count=6 ./core ./stanza`")
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "## Targets")
 	fmt.Fprintln(w)

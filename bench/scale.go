@@ -340,7 +340,12 @@ func measureDurable(r *ScaleResult, us *scaleUsers, auth core.Authorizer, snap [
 	if err != nil {
 		return err
 	}
-	defer ds.Shutdown()
+	open := true
+	defer func() {
+		if open {
+			ds.Shutdown() // after an error, which is the one to report
+		}
+	}()
 	if err := ds.Sharded().Restore(snap); err != nil {
 		return fmt.Errorf("scale: durable restore: %w", err)
 	}
@@ -401,6 +406,7 @@ func measureDurable(r *ScaleResult, us *scaleUsers, auth core.Authorizer, snap [
 		}
 		r.Durable = append(r.Durable, run)
 	}
+	open = false
 	return ds.Shutdown()
 }
 
