@@ -356,53 +356,31 @@ func measureDurable(r *ScaleResult, us *scaleUsers, auth core.Authorizer, snap [
 	r.CompactSeconds = time.Since(t).Seconds()
 	for _, g := range []int{1, 2} {
 		fsyncs := ds.Fsyncs()
-		var changes atomic.Int64
-		var stop atomic.Bool
-		var wg sync.WaitGroup
-		var failed atomic.Value
-		hs := make([]latHist, g)
-		start := time.Now()
-		for k := range g {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				var o core.Outputs
-				rnd := rand.New(rand.NewPCG(uint64(k), 11))
-				now := t0.Add(2 * time.Hour)
-				n := int64(0)
-				for !stop.Load() {
-					i := ownUser(rnd, len(us.sessions), g, k)
-					raw := us.avail
-					if us.online[i] {
-						raw = us.unavail
-					}
-					us.online[i] = !us.online[i]
-					now += 1000
-					c := time.Now()
-					if err := ds.ClientInto(&o, now, us.sessions[i], raw); err != nil {
-						failed.Store(err)
-						return
-					}
-					hs[k].add(int64(time.Since(c)))
-					n++
+		h, elapsed, err := drive(g, func() { time.Sleep(d) }, func(k int) func(h *latHist) error {
+			var o core.Outputs
+			rnd := rand.New(rand.NewPCG(uint64(k), 11))
+			now := t0.Add(2 * time.Hour)
+			return func(h *latHist) error {
+				i := ownUser(rnd, len(us.sessions), g, k)
+				raw := us.avail
+				if us.online[i] {
+					raw = us.unavail
 				}
-				changes.Add(n)
-			}()
-		}
-		time.Sleep(d)
-		stop.Store(true)
-		wg.Wait()
-		elapsed := time.Since(start)
-		if err, _ := failed.Load().(error); err != nil {
+				us.online[i] = !us.online[i]
+				now += 1000
+				c := time.Now()
+				err := ds.ClientInto(&o, now, us.sessions[i], raw)
+				h.add(int64(time.Since(c)))
+				return err
+			}
+		})
+		if err != nil {
 			return fmt.Errorf("scale: durable change: %w", err)
 		}
-		n := changes.Load()
-		run := DurableRun{Goroutines: g, Changes: n, ChangesPerSec: float64(n) / elapsed.Seconds()}
+		n := h.count()
+		run := DurableRun{Goroutines: g, Changes: n, ChangesPerSec: float64(n) / elapsed.Seconds(), MaxNs: float64(h.max)}
 		if n > 0 {
 			run.FsyncsPerChange = float64(ds.Fsyncs()-fsyncs) / float64(n)
-		}
-		for k := range hs {
-			run.MaxNs = max(run.MaxNs, float64(hs[k].max))
 		}
 		r.Durable = append(r.Durable, run)
 	}
@@ -423,50 +401,70 @@ var errReplies = errors.New("scale: a server probe did not get exactly one reply
 // a random user of the goroutine's own) until during returns, timing every
 // call.
 func mixedLoad(us *scaleUsers, s *core.Sharded, g int, during func()) (MixRun, error) {
+	var gcBefore runtime.MemStats
+	runtime.ReadMemStats(&gcBefore)
+	h, elapsed, err := drive(g, during, func(k int) func(h *latHist) error {
+		var o core.Outputs
+		var buf []byte
+		rnd := rand.New(rand.NewPCG(uint64(k), 70))
+		now := t0.Add(time.Hour)
+		return func(h *latHist) error {
+			i := ownUser(rnd, len(us.sessions), g, k)
+			now += 1000
+			var err error
+			switch p := rnd.IntN(100); {
+			case p < mixServerProbes:
+				buf = appendServerProbe(buf, i)
+				c := time.Now()
+				err = s.ServerInto(&o, now, buf)
+				h.add(int64(time.Since(c)))
+				if err == nil && len(o.List) != 1 {
+					err = errReplies
+				}
+			case p < mixServerProbes+mixUpdates:
+				raw := us.avail
+				if us.online[i] {
+					raw = us.unavail
+				}
+				us.online[i] = !us.online[i]
+				c := time.Now()
+				err = s.ClientInto(&o, now, us.sessions[i], raw)
+				h.add(int64(time.Since(c)))
+			default:
+				buf = appendClientProbe(buf, i)
+				c := time.Now()
+				err = s.ClientInto(&o, now, us.sessions[i], buf)
+				h.add(int64(time.Since(c)))
+			}
+			return err
+		}
+	})
+	if err != nil {
+		return MixRun{}, err
+	}
+	run := h.run(g, elapsed)
+	run.gcSince(&gcBefore)
+	return run, nil
+}
+
+// drive runs g goroutines until during returns, goroutine k calling the
+// step newStep(k) made for it (holding that goroutine's own state) over
+// and over with its own histogram. It returns the histograms merged and
+// how long the goroutines ran, or the first error a step returned (which
+// stops its goroutine).
+func drive(g int, during func(), newStep func(k int) func(h *latHist) error) (latHist, time.Duration, error) {
 	var stop atomic.Bool
 	var wg sync.WaitGroup
 	var failed atomic.Value
 	hs := make([]latHist, g)
-	var gcBefore runtime.MemStats
-	runtime.ReadMemStats(&gcBefore)
 	start := time.Now()
 	for k := range g {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			var o core.Outputs
-			var buf []byte
-			rnd := rand.New(rand.NewPCG(uint64(k), 70))
-			now := t0.Add(time.Hour)
+			step := newStep(k)
 			for !stop.Load() {
-				i := ownUser(rnd, len(us.sessions), g, k)
-				now += 1000
-				var err error
-				switch p := rnd.IntN(100); {
-				case p < mixServerProbes:
-					buf = appendServerProbe(buf, i)
-					c := time.Now()
-					err = s.ServerInto(&o, now, buf)
-					hs[k].add(int64(time.Since(c)))
-					if err == nil && len(o.List) != 1 {
-						err = errReplies
-					}
-				case p < mixServerProbes+mixUpdates:
-					raw := us.avail
-					if us.online[i] {
-						raw = us.unavail
-					}
-					us.online[i] = !us.online[i]
-					c := time.Now()
-					err = s.ClientInto(&o, now, us.sessions[i], raw)
-					hs[k].add(int64(time.Since(c)))
-				default:
-					buf = appendClientProbe(buf, i)
-					c := time.Now()
-					err = s.ClientInto(&o, now, us.sessions[i], buf)
-					hs[k].add(int64(time.Since(c)))
-				}
-				if err != nil {
+				if err := step(&hs[k]); err != nil {
 					failed.Store(err)
 					return
 				}
@@ -478,16 +476,14 @@ func mixedLoad(us *scaleUsers, s *core.Sharded, g int, during func()) (MixRun, e
 	stop.Store(true)
 	wg.Wait()
 	elapsed := time.Since(start)
-	if err, _ := failed.Load().(error); err != nil {
-		return MixRun{}, err
-	}
 	var all latHist
+	if err, _ := failed.Load().(error); err != nil {
+		return all, elapsed, err
+	}
 	for k := range hs {
 		all.merge(&hs[k])
 	}
-	run := all.run(g, elapsed)
-	run.gcSince(&gcBefore)
-	return run, nil
+	return all, elapsed, nil
 }
 
 // atScale says at how many users a goal measured per user was checked,
