@@ -10,6 +10,8 @@
 //	go run ./bench -scale     the full run with the scale section at 1 M users
 //	go run ./bench -scale -scale-only
 //	                          only the scale section, printed (no files)
+//	go run ./bench -scale-users N -scale-shards S
+//	                          the scale section's size and shard count
 //	go run ./bench -cpuprofile FILE
 //	                          also write a CPU profile of the run
 //
@@ -56,6 +58,7 @@ type runConfig struct {
 	floorMs      int
 	scaleUsers   int
 	scaleDur     time.Duration
+	scaleShards  int
 }
 
 func defaultConfig(quick bool) runConfig {
@@ -82,6 +85,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	chart := fs.String("chart", "", "where to write the SVG chart (default chart.svg beside RESULTS.md)")
 	scale := fs.Bool("scale", false, "run the scale section at 1 M users (issue 11's size)")
 	scaleUsers := fs.Int("scale-users", 0, "users in the scale section (default 1 M with -scale, 200 k, or 20 k with -quick)")
+	scaleShards := fs.Int("scale-shards", 0, "shards of the scale section's Sharded (default: NewSharded's, 64 per GOMAXPROCS)")
 	scaleOnly := fs.Bool("scale-only", false, "run only the scale section and print it; writes no files")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the run to this file (for go tool pprof)")
 	if err := fs.Parse(args); err != nil {
@@ -106,6 +110,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if *scaleUsers != 0 {
 		cfg.scaleUsers = *scaleUsers
 	}
+	cfg.scaleShards = *scaleShards
 	if cfg.scaleUsers < 2 {
 		fmt.Fprintln(stderr, "bench: -scale-users needs at least 2 users")
 		return 2
@@ -271,7 +276,7 @@ func measureAll(cfg runConfig, log io.Writer) (*Results, error) {
 	fmt.Fprintln(log, "bench: floor (wasm code generation and module size)")
 	res.Floor = measureFloor(cfg.floorRounds, cfg.floorMs)
 	fmt.Fprintf(log, "bench: scale, %d users\n", cfg.scaleUsers)
-	if res.Scale, err = measureScale(cfg.scaleUsers, cfg.scaleDur, log); err != nil {
+	if res.Scale, err = measureScale(cfg.scaleUsers, cfg.scaleShards, cfg.scaleDur, log); err != nil {
 		return nil, err
 	}
 	res.RunSeconds = time.Since(start).Seconds()
@@ -355,7 +360,7 @@ func runScaleOnly(cfg runConfig, asJSON bool, stdout, stderr io.Writer) int {
 		Arch: runtime.GOARCH, CPU: cpuModel(), Cores: runtime.NumCPU(), Quick: cfg.quick, LoadBefore: loadavg()}
 	start := time.Now()
 	var err error
-	if res.Scale, err = measureScale(cfg.scaleUsers, cfg.scaleDur, stderr); err != nil {
+	if res.Scale, err = measureScale(cfg.scaleUsers, cfg.scaleShards, cfg.scaleDur, stderr); err != nil {
 		fmt.Fprintln(stderr, "bench:", err)
 		return 1
 	}

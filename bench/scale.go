@@ -41,7 +41,10 @@ const (
 
 // ScaleResult is what the scale section measured.
 type ScaleResult struct {
-	Users        int     `json:"users"`
+	Users int `json:"users"`
+	// Shards is the shard count of every Sharded; 0 is NewSharded's
+	// default (64 per GOMAXPROCS).
+	Shards       int     `json:"shards"`
 	Seconds      float64 `json:"seconds_per_run"`
 	BuildSeconds float64 `json:"build_seconds"`
 	// MachineBytes and AuthBytes are the heap in use after GC, per user,
@@ -228,9 +231,10 @@ func scaleConfig(auth core.Authorizer) core.Config {
 	return core.Config{Served: []string{domain}, Auth: auth, ProbeLimit: core.RateLimit{Burst: 1 << 20, Per: time.Millisecond}}
 }
 
-// measureScale runs the scale section with users users and runs of d.
-func measureScale(users int, d time.Duration, log io.Writer) (ScaleResult, error) {
-	r := ScaleResult{Users: users, Seconds: d.Seconds()}
+// measureScale runs the scale section with users users on shards shards
+// (0: the default) and runs of d.
+func measureScale(users, shards int, d time.Duration, log io.Writer) (ScaleResult, error) {
+	r := ScaleResult{Users: users, Shards: shards, Seconds: d.Seconds()}
 	start := time.Now()
 	us := scaleUsers{
 		sessions: make([]stanza.JID, users),
@@ -250,7 +254,7 @@ func measureScale(users int, d time.Duration, log io.Writer) (ScaleResult, error
 		auth.SetSubscription(stanza.MustParse("user"+strconv.Itoa(i)+"@"+domain), stanza.MustParse(contactOf(i)), core.SubBoth)
 	}
 	withAuth := heapInuse()
-	s, err := core.NewSharded(scaleConfig(auth), 0)
+	s, err := core.NewSharded(scaleConfig(auth), r.Shards)
 	if err != nil {
 		return r, err
 	}
@@ -304,7 +308,7 @@ func measureScale(users int, d time.Duration, log io.Writer) (ScaleResult, error
 		r.SnapshotBytes = len(snap)
 	}
 	for try := range 3 {
-		s2, err := core.NewSharded(scaleConfig(auth), 0)
+		s2, err := core.NewSharded(scaleConfig(auth), r.Shards)
 		if err != nil {
 			return r, err
 		}
@@ -341,7 +345,7 @@ func measureDurable(r *ScaleResult, us *scaleUsers, auth core.Authorizer, snap [
 		return err
 	}
 	defer os.RemoveAll(dir)
-	ds, err := store.OpenSharded(dir, scaleConfig(auth), 0, store.Options{})
+	ds, err := store.OpenSharded(dir, scaleConfig(auth), r.Shards, store.Options{})
 	if err != nil {
 		return err
 	}
@@ -566,14 +570,21 @@ func (r ScaleResult) figureRows() [][]string {
 	return rows
 }
 
+func (r ScaleResult) shardsText() string {
+	if r.Shards == 0 {
+		return "default shards, 64 per GOMAXPROCS"
+	}
+	return fmt.Sprintf("%d shards", r.Shards)
+}
+
 // scaleIntro says what the section ran.
 func (r ScaleResult) scaleIntro() string {
-	return fmt.Sprintf("%d users on one core.Sharded (default shards), each offline with a %d-byte presence and one roster entry (a distinct 22-byte contact) in a MemoryAuth. "+
+	return fmt.Sprintf("%d users on one core.Sharded (%s), each offline with a %d-byte presence and one roster entry (a distinct 22-byte contact) in a MemoryAuth. "+
 		"The mixed load is %d %% server probes from the contact, %d %% presence updates (each user alternates available and unavailable) and %d %% client probes to the contact, "+
 		"each to a random user of the goroutine's own share; latencies are wall-clock time around each call (a busy machine's scheduling included). "+
 		"The snapshot row runs the 2-goroutine load from 5 ms before a Snapshot until it returns; the row above it runs the same load as long with no snapshot, the floor that scheduling and the collector set. "+
 		"Durable changes go through store.OpenSharded (default options, so a compaction of the whole state every %d records) holding the same users.",
-		r.Users, presenceSize, mixServerProbes, mixUpdates, 100-mixServerProbes-mixUpdates, store.DefaultCompactEvery)
+		r.Users, r.shardsText(), presenceSize, mixServerProbes, mixUpdates, 100-mixServerProbes-mixUpdates, store.DefaultCompactEvery)
 }
 
 func (r ScaleResult) writeText(w io.Writer) {
@@ -584,7 +595,7 @@ func (r ScaleResult) writeText(w io.Writer) {
 		fmt.Fprintf(w, "scale: n/a (%s)\n", r.Missing)
 		return
 	}
-	fmt.Fprintf(w, "scale (issue 11), %d users\n", r.Users)
+	fmt.Fprintf(w, "scale (issue 11), %d users, %s\n", r.Users, r.shardsText())
 	writeAligned(w, r.mixRows(), "  ")
 	fmt.Fprintln(w)
 	writeAligned(w, r.figureRows(), "  ")

@@ -60,7 +60,7 @@ func TestScaleSmall(t *testing.T) {
 		t.Skip("runs the scale section (about a second)")
 	}
 	var log bytes.Buffer
-	r, err := measureScale(400, 30*time.Millisecond, &log)
+	r, err := measureScale(400, 8, 30*time.Millisecond, &log)
 	if err != nil {
 		t.Fatal(err)
 	}
