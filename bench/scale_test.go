@@ -67,7 +67,7 @@ func TestScaleSmall(t *testing.T) {
 	if len(r.Mixed) != 2 || len(r.Durable) != 2 {
 		t.Fatalf("%d mixed runs, %d durable runs; want 2 of each", len(r.Mixed), len(r.Durable))
 	}
-	for _, m := range append(r.Mixed, r.Idle, r.Stall) {
+	for _, m := range append(r.Mixed, r.Idle, r.Busy, r.Stall1, r.Stall) {
 		if m.Calls == 0 || m.OpsPerSec <= 0 || !(m.P50 <= m.P99 && m.P99 <= m.P999 && m.P999 <= m.Max) || m.P50 <= 0 {
 			t.Errorf("mixed run %+v: no calls, or quantiles out of order", m)
 		}
