@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/lastseen-xmpp/lastseen/clock"
 	"github.com/lastseen-xmpp/lastseen/core"
 	"github.com/lastseen-xmpp/lastseen/stanza"
 	"github.com/lastseen-xmpp/lastseen/store"
@@ -210,9 +211,15 @@ func (h *latHist) over(ns uint64) int64 {
 type scaleUsers struct {
 	sessions []stanza.JID // userN@montague.com/phone
 	online   []bool       // toggled by the goroutine that owns the user
-	avail    []byte       // a 200-byte available presence
-	unavail  []byte       // a 200-byte unavailable presence
+	// epoch is where the clock of the next run starts: an hour after the
+	// last run's, so that time never goes back (a run's calls move it by
+	// 1 µs each, a few seconds in all).
+	epoch   clock.Time
+	avail   []byte // a 200-byte available presence
+	unavail []byte // a 200-byte unavailable presence
 }
+
+func (us *scaleUsers) nextEpoch() { us.epoch = us.epoch.Add(time.Hour) }
 
 func contactOf(i int) string { return fmt.Sprintf("j%09d@capulet.com", i) } // 22 bytes
 
@@ -245,6 +252,7 @@ func measureScale(users, shards int, d time.Duration, log io.Writer) (ScaleResul
 	us := scaleUsers{
 		sessions: make([]stanza.JID, users),
 		online:   make([]bool, users),
+		epoch:    t0.Add(time.Hour),
 		avail:    pad(nil, "<presence><show>away</show><status>", "</status></presence>"),
 		unavail:  pad(nil, "<presence type='unavailable'><status>", "</status></presence>"),
 	}
@@ -382,7 +390,7 @@ func measureDurable(r *ScaleResult, us *scaleUsers, auth core.Authorizer, snap [
 		h, elapsed, err := drive(g, func() { time.Sleep(d) }, func(k int) func(h *latHist) error {
 			var o core.Outputs
 			rnd := rand.New(rand.NewPCG(uint64(k), 11))
-			now := t0.Add(2 * time.Hour)
+			now := us.epoch
 			return func(h *latHist) error {
 				i := ownUser(rnd, len(us.sessions), g, k)
 				raw := us.avail
@@ -397,6 +405,7 @@ func measureDurable(r *ScaleResult, us *scaleUsers, auth core.Authorizer, snap [
 				return err
 			}
 		})
+		us.nextEpoch()
 		if err != nil {
 			return fmt.Errorf("scale: durable change: %w", err)
 		}
@@ -438,13 +447,14 @@ var errReplies = errors.New("scale: a server probe did not get exactly one reply
 // a random user of the goroutine's own) until during returns, timing every
 // call.
 func mixedLoad(us *scaleUsers, s *core.Sharded, g int, during func()) (MixRun, error) {
+	defer us.nextEpoch()
 	var gcBefore runtime.MemStats
 	runtime.ReadMemStats(&gcBefore)
 	h, elapsed, err := drive(g, during, func(k int) func(h *latHist) error {
 		var o core.Outputs
 		var buf []byte
 		rnd := rand.New(rand.NewPCG(uint64(k), 70))
-		now := t0.Add(time.Hour)
+		now := us.epoch
 		return func(h *latHist) error {
 			i := ownUser(rnd, len(us.sessions), g, k)
 			now += 1000
