@@ -574,7 +574,7 @@ func (r ScaleResult) targets() []Target {
 // mixRows is the mixed-load table: the plain runs, then the pair that
 // shows the snapshot's effect.
 func (r ScaleResult) mixRows() [][]string {
-	rows := [][]string{{"run", "goroutines", "calls/s", "p50", "p99", "p99.9", "max", fmt.Sprintf("calls > %d ms", goalStallMs), "GCs (longest pause)"}}
+	rows := [][]string{{"run", "goroutines", "calls/s", "p50", "p99", "p99.9", "max", fmt.Sprintf("calls > %d ms", goalStallMs), "GCs ended (longest pause)"}}
 	add := func(name string, m MixRun) {
 		rows = append(rows, []string{name, strconv.Itoa(m.Goroutines), fmtRate(m.OpsPerSec), fmtNs(m.P50), fmtNs(m.P99), fmtNs(m.P999), fmtNs(m.Max),
 			strconv.FormatInt(m.Over, 10), fmt.Sprintf("%d (%s)", m.GCs, fmtNs(m.GCMaxPause))})
