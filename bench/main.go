@@ -14,6 +14,8 @@
 //	                          the scale section's size and shard count
 //	go run ./bench -cpuprofile FILE
 //	                          also write a CPU profile of the run
+//	go run ./bench -scale-trace FILE
+//	                          also trace the scale section's snapshot runs
 //
 // The scale section (issue 11) builds many users on one core.Sharded and
 // measures, in the same run: a mixed load with 1 and 2 goroutines and its
@@ -59,6 +61,7 @@ type runConfig struct {
 	scaleUsers   int
 	scaleDur     time.Duration
 	scaleShards  int
+	scaleTrace   string
 }
 
 func defaultConfig(quick bool) runConfig {
@@ -88,6 +91,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	scaleShards := fs.Int("scale-shards", 0, "shards of the scale section's Sharded (default: NewSharded's, 64 per GOMAXPROCS)")
 	scaleOnly := fs.Bool("scale-only", false, "run only the scale section and print it; writes no files")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the run to this file (for go tool pprof)")
+	scaleTrace := fs.String("scale-trace", "", "write an execution trace of the scale section's snapshot runs to this file (for go tool trace)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -110,7 +114,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if *scaleUsers != 0 {
 		cfg.scaleUsers = *scaleUsers
 	}
-	cfg.scaleShards = *scaleShards
+	cfg.scaleShards, cfg.scaleTrace = *scaleShards, *scaleTrace
 	if cfg.scaleUsers < 2 {
 		fmt.Fprintln(stderr, "bench: -scale-users needs at least 2 users")
 		return 2
@@ -276,7 +280,7 @@ func measureAll(cfg runConfig, log io.Writer) (*Results, error) {
 	fmt.Fprintln(log, "bench: floor (wasm code generation and module size)")
 	res.Floor = measureFloor(cfg.floorRounds, cfg.floorMs)
 	fmt.Fprintf(log, "bench: scale, %d users\n", cfg.scaleUsers)
-	if res.Scale, err = measureScale(cfg.scaleUsers, cfg.scaleShards, cfg.scaleDur, log); err != nil {
+	if res.Scale, err = measureScale(cfg.scaleUsers, cfg.scaleShards, cfg.scaleDur, cfg.scaleTrace, log); err != nil {
 		return nil, err
 	}
 	res.RunSeconds = time.Since(start).Seconds()
@@ -360,7 +364,7 @@ func runScaleOnly(cfg runConfig, asJSON bool, stdout, stderr io.Writer) int {
 		Arch: runtime.GOARCH, CPU: cpuModel(), Cores: runtime.NumCPU(), Quick: cfg.quick, LoadBefore: loadavg()}
 	start := time.Now()
 	var err error
-	if res.Scale, err = measureScale(cfg.scaleUsers, cfg.scaleShards, cfg.scaleDur, stderr); err != nil {
+	if res.Scale, err = measureScale(cfg.scaleUsers, cfg.scaleShards, cfg.scaleDur, cfg.scaleTrace, stderr); err != nil {
 		fmt.Fprintln(stderr, "bench:", err)
 		return 1
 	}

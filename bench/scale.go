@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"runtime"
+	"runtime/trace"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -245,8 +246,10 @@ func scaleConfig(auth core.Authorizer) core.Config {
 }
 
 // measureScale runs the scale section with users users on shards shards
-// (0: the default) and runs of d.
-func measureScale(users, shards int, d time.Duration, log io.Writer) (ScaleResult, error) {
+// (0: the default) and runs of d. With tracePath, it writes an execution
+// trace (runtime/trace) of the two runs during a snapshot there, which
+// tells what a slow call waited for: a lock, the scheduler or the GC.
+func measureScale(users, shards int, d time.Duration, tracePath string, log io.Writer) (ScaleResult, error) {
 	r := ScaleResult{Users: users, Shards: shards, Seconds: d.Seconds()}
 	start := time.Now()
 	us := scaleUsers{
@@ -311,6 +314,17 @@ func measureScale(users, shards int, d time.Duration, log io.Writer) (ScaleResul
 		return r, err
 	}
 	runtime.GC()
+	if tracePath != "" {
+		f, err := os.Create(tracePath)
+		if err == nil {
+			err = trace.Start(f)
+		}
+		if err != nil {
+			return r, err
+		}
+		defer f.Close()
+		defer trace.Stop() // after both snapshot runs, or on an error
+	}
 	if r.Stall1, err = mixedLoad(&us, s, 1, func() { snap = s.Snapshot(snap[:0]) }); err != nil {
 		return r, err
 	}
@@ -321,6 +335,9 @@ func measureScale(users, shards int, d time.Duration, log io.Writer) (ScaleResul
 		r.StallSnapshotSeconds = time.Since(t).Seconds()
 	}); err != nil {
 		return r, err
+	}
+	if tracePath != "" {
+		trace.Stop()
 	}
 	for range 2 {
 		runtime.GC()

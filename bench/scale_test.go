@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"math"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -60,9 +62,13 @@ func TestScaleSmall(t *testing.T) {
 		t.Skip("runs the scale section (about a second)")
 	}
 	var log bytes.Buffer
-	r, err := measureScale(400, 8, 30*time.Millisecond, &log)
+	tracePath := filepath.Join(t.TempDir(), "trace.out")
+	r, err := measureScale(400, 8, 30*time.Millisecond, tracePath, &log)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if st, err := os.Stat(tracePath); err != nil || st.Size() == 0 {
+		t.Errorf("no trace of the snapshot runs: %v", err)
 	}
 	if len(r.Mixed) != 2 || len(r.Durable) != 2 {
 		t.Fatalf("%d mixed runs, %d durable runs; want 2 of each", len(r.Mixed), len(r.Durable))
