@@ -7,6 +7,21 @@
 //	go run ./bench            full run (under 2 minutes), writes RESULTS.md and chart.svg
 //	go run ./bench -quick     scaled-down run (under 30 s), prints only
 //	go run ./bench -json      print the figures as JSON instead of tables
+//	go run ./bench -scale     the full run with the scale section at 1 M users
+//	go run ./bench -scale -scale-only
+//	                          only the scale section, printed (no files)
+//	go run ./bench -scale-users N -scale-shards S
+//	                          the scale section's size and shard count
+//	go run ./bench -cpuprofile FILE
+//	                          also write a CPU profile of the run
+//	go run ./bench -scale-trace FILE
+//	                          also trace the scale section's snapshot runs
+//
+// The scale section (issue 11) builds many users on one core.Sharded and
+// measures, in the same run: a mixed load with 1 and 2 goroutines and its
+// call latencies, the longest call while a snapshot runs, Snapshot and
+// Restore, durable changes through store.OpenSharded, and memory per user.
+// The default run holds it at 200 k users, -quick at 20 k.
 //
 // Engines (native, native-sharded, wazero, Node, Lua) and peers (etree,
 // encoding/xml, mellium) implement Impl; see impl.go. Peer replies are
@@ -24,6 +39,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"strings"
 	"time"
 )
@@ -42,15 +58,21 @@ type runConfig struct {
 	parRuns      int
 	floorRounds  int
 	floorMs      int
+	scaleUsers   int
+	scaleDur     time.Duration
+	scaleShards  int
+	scaleTrace   string
 }
 
 func defaultConfig(quick bool) runConfig {
 	if quick {
 		return runConfig{quick: true, samples: 3, sample: 8 * time.Millisecond, memUsers: 100_000, peerMemUsers: 10_000,
-			parUsers: 1024, parDur: 150 * time.Millisecond, parRuns: 2, floorRounds: 3, floorMs: 10}
+			parUsers: 1024, parDur: 150 * time.Millisecond, parRuns: 2, floorRounds: 3, floorMs: 10,
+			scaleUsers: 20_000, scaleDur: 300 * time.Millisecond}
 	}
 	return runConfig{samples: 7, sample: 40 * time.Millisecond, memUsers: 1_000_000, peerMemUsers: 50_000,
-		parUsers: 4096, parDur: 600 * time.Millisecond, parRuns: 5, floorRounds: 5, floorMs: 40}
+		parUsers: 4096, parDur: 600 * time.Millisecond, parRuns: 5, floorRounds: 5, floorMs: 40,
+		scaleUsers: 200_000, scaleDur: time.Second}
 }
 
 func main() {
@@ -64,10 +86,46 @@ func run(args []string, stdout, stderr io.Writer) int {
 	asJSON := fs.Bool("json", false, "print the figures as JSON instead of tables")
 	out := fs.String("out", "", "where to write RESULTS.md (default bench/RESULTS.md on a full run; - for nowhere)")
 	chart := fs.String("chart", "", "where to write the SVG chart (default chart.svg beside RESULTS.md)")
+	scale := fs.Bool("scale", false, "run the scale section at 1 M users (issue 11's size)")
+	scaleUsers := fs.Int("scale-users", 0, "users in the scale section (default 1 M with -scale, 200 k, or 20 k with -quick)")
+	scaleShards := fs.Int("scale-shards", 0, "shards of the scale section's Sharded (default: NewSharded's, 64 per GOMAXPROCS)")
+	scaleOnly := fs.Bool("scale-only", false, "run only the scale section and print it; writes no files")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the run to this file (for go tool pprof)")
+	scaleTrace := fs.String("scale-trace", "", "write an execution trace of the scale section's snapshot runs to this file (for go tool trace)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err == nil {
+			err = pprof.StartCPUProfile(f)
+		}
+		if err != nil {
+			fmt.Fprintln(stderr, "bench:", err)
+			return 1
+		}
+		defer f.Close()
+		defer pprof.StopCPUProfile()
+	}
 	cfg := defaultConfig(*quick)
+	if *scale {
+		cfg.scaleUsers, cfg.scaleDur = goalUsers, 2*time.Second
+	}
+	if *scaleUsers != 0 {
+		cfg.scaleUsers = *scaleUsers
+	}
+	cfg.scaleShards, cfg.scaleTrace = *scaleShards, *scaleTrace
+	if cfg.scaleUsers < 2 {
+		fmt.Fprintln(stderr, "bench: -scale-users needs at least 2 users")
+		return 2
+	}
+	if *scaleOnly {
+		if *out != "" && *out != "-" || *chart != "" {
+			fmt.Fprintln(stderr, "bench: -scale-only writes no files; run without it to write RESULTS.md")
+			return 2
+		}
+		return runScaleOnly(cfg, *asJSON, stdout, stderr)
+	}
 	res, err := measureAll(cfg, stderr)
 	if err != nil {
 		fmt.Fprintln(stderr, "bench:", err)
@@ -224,6 +282,10 @@ func measureAll(cfg runConfig, log io.Writer) (*Results, error) {
 	res.Parallel = par
 	fmt.Fprintln(log, "bench: floor (wasm code generation and module size)")
 	res.Floor = measureFloor(cfg.floorRounds, cfg.floorMs)
+	fmt.Fprintf(log, "bench: scale, %d users\n", cfg.scaleUsers)
+	if res.Scale, err = measureScale(cfg.scaleUsers, cfg.scaleShards, cfg.scaleDur, cfg.scaleTrace, log); err != nil {
+		return nil, err
+	}
 	res.RunSeconds = time.Since(start).Seconds()
 	res.LoadAfter = loadavg()
 	res.Targets = targets(res)
@@ -296,7 +358,37 @@ func targets(r *Results) []Target {
 	} else {
 		na(".wasm size", "≤ 3 MiB", r.Wasm.Missing)
 	}
-	return ts
+	return append(ts, r.Scale.targets()...)
+}
+
+// runScaleOnly runs and prints the scale section alone.
+func runScaleOnly(cfg runConfig, asJSON bool, stdout, stderr io.Writer) int {
+	res := &Results{Date: time.Now().UTC().Format("2006-01-02 15:04 MST"), GoVersion: runtime.Version(), OS: runtime.GOOS,
+		Arch: runtime.GOARCH, CPU: cpuModel(), Cores: runtime.NumCPU(), Quick: cfg.quick, LoadBefore: loadavg()}
+	start := time.Now()
+	var err error
+	if res.Scale, err = measureScale(cfg.scaleUsers, cfg.scaleShards, cfg.scaleDur, cfg.scaleTrace, stderr); err != nil {
+		fmt.Fprintln(stderr, "bench:", err)
+		return 1
+	}
+	res.RunSeconds, res.LoadAfter = time.Since(start).Seconds(), loadavg()
+	res.Targets = res.Scale.targets()
+	if asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(res); err != nil {
+			fmt.Fprintln(stderr, "bench:", err)
+			return 1
+		}
+		return 0
+	}
+	fmt.Fprintf(stdout, "lastseen bench, scale section only — %s\n", res.machineLine())
+	fmt.Fprintf(stdout, "load average before %s, after %s\n\n", res.LoadBefore, res.LoadAfter)
+	res.Scale.writeText(stdout)
+	fmt.Fprintln(stdout)
+	writeAligned(stdout, res.targetRows(), "  ")
+	fmt.Fprintf(stdout, "\nrun took %.1f s\n", res.RunSeconds)
+	return 0
 }
 
 func contender(cs []Contender, name string) Contender {

@@ -27,6 +27,7 @@ type Results struct {
 	Parallel   ParResult      `json:"parallel"`
 	Wasm       WasmInfo       `json:"wasm"`
 	Floor      FloorInfo      `json:"floor"`
+	Scale      ScaleResult    `json:"scale"`
 	Targets    []Target       `json:"targets"`
 	RunSeconds float64        `json:"run_seconds"`
 }
@@ -318,7 +319,11 @@ func (r *Results) WriteText(w io.Writer) {
 		writeAligned(w, r.sizeRows(), "  ")
 	}
 	fmt.Fprintln(w)
-	fmt.Fprintln(w, "targets (issue 4)")
+	if r.Scale.Users != 0 {
+		r.Scale.writeText(w)
+		fmt.Fprintln(w)
+	}
+	fmt.Fprintln(w, "targets (issues 4 and 11)")
 	writeAligned(w, r.targetRows(), "  ")
 	fmt.Fprintf(w, "\nrun took %.1f s\n", r.RunSeconds)
 }
@@ -338,7 +343,7 @@ func (r *Results) WriteMarkdown(w io.Writer, notes, chart string) {
 		mode = "-quick"
 	}
 	fmt.Fprintf(w, "- Mode: %s; medians of %d interleaved samples of ~%.0f ms per cell; WASM batches of %d; the whole run took %.1f s\n", mode, r.Samples, r.SampleMs, r.BatchSize, r.RunSeconds)
-	fmt.Fprintln(w, "- Reproduce: `go run ./bench` (or `-quick`, `-json`); per-path profiles: `go test -run '^$' -bench . -count=6 ./core ./stanza`")
+	fmt.Fprintln(w, "- Reproduce: `go run ./bench` (or `-quick`, `-json`, `-scale` for the scale section at 1 M users); per-path profiles: `go test -run '^$' -bench . -count=6 ./core ./stanza`")
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "## Targets")
 	fmt.Fprintln(w)
@@ -365,6 +370,10 @@ func (r *Results) WriteMarkdown(w io.Writer, notes, chart string) {
 	fmt.Fprintf(w, "core.Sharded with its default shard count (64 per GOMAXPROCS); %d users, each goroutine walking its own share: a presence update then a server probe per user. %.1f s per run.\n\n", r.Parallel.Users, r.Parallel.Seconds)
 	writeMarkdownTable(w, r.parRows())
 	fmt.Fprintln(w)
+	if r.Scale.Users != 0 {
+		r.Scale.writeMarkdown(w)
+		fmt.Fprintln(w)
+	}
 	fmt.Fprintln(w, "## WASM module size")
 	fmt.Fprintln(w)
 	if r.Wasm.Missing != "" {

@@ -24,6 +24,8 @@ func TestReport(t *testing.T) {
 	r.Memory = []MemResult{{Impl: "native", Users: 1000, HeapBytes: 320000, PerUser: 320, BeyondStored: 120}}
 	r.Parallel = ParResult{Cores: 2, OneCore: 1e6, AllCores: 1.8e6, Speedup: 1.8}
 	r.Wasm = WasmInfo{Missing: "not built yet"}
+	r.Scale = ScaleResult{Users: goalUsers, Seconds: 2, Mixed: []MixRun{{Goroutines: 1, Calls: 10}, {Goroutines: 2, Calls: 20}},
+		Stall: MixRun{Goroutines: 2, Max: 12e6}, Stall1: MixRun{Goroutines: 1, Max: 2e6}, Idle: MixRun{Goroutines: 2, Max: 3e6}, Busy: MixRun{Goroutines: 2, Max: 11e6}, EncodeSeconds: 0.4, RestoreSeconds: 0.6, AuthBytes: 140}
 	r.Targets = targets(r)
 	var text, md bytes.Buffer
 	r.WriteText(&text)
@@ -40,6 +42,16 @@ func TestReport(t *testing.T) {
 	}
 	if !strings.Contains(text.String(), "n/a (not built yet)") {
 		t.Error("a missing engine must read n/a, not a figure")
+	}
+	for _, row := range []string{
+		"| max call latency while a snapshot runs, 2 goroutines | ≤ 10 ms | 12.00 ms (1 goroutine: 2.00 ms; same load with no snapshot: 3.00 ms, beside a goroutine computing: 11.00 ms) | missed |",
+		"| Restore of 1 M users | ≤ 0.5 s | 0.600 s | missed |",
+		"| Snapshot of 1 M users | ≤ 0.5 s | 0.400 s | met |",
+		"## Scale: one Sharded with many users",
+	} {
+		if !strings.Contains(md.String(), row) {
+			t.Errorf("markdown lacks %q", row)
+		}
 	}
 	if !strings.Contains(md.String(), "| probe answer, offline user, native | ≤ 400 ns | 300 ns | met |") {
 		t.Errorf("targets table:\n%s", md.String())
