@@ -78,9 +78,10 @@
 //     session's full JID; queries are step 9).
 //     The stanzas carry no xmlns: write them into the stream you route them
 //     on. Outputs of a Machine alias its buffers until its next call, which
-//     overwrites them: send them first, or queue CloneOutputs(out). Sharded's are copies the caller owns; a connection
-//     goroutine that keeps one Outputs and calls ClientInto and ServerInto
-//     instead gets them without an allocation per call.
+//     overwrites them: send them first, or queue CloneOutputs(out).
+//     Sharded's are copies the caller owns; a connection goroutine that
+//     keeps one Outputs and calls ClientInto and ServerInto instead gets
+//     them without an allocation per call.
 //  7. On an error (it matches ErrBadInput; errors.As gives an *InputError
 //     and, below it, a *stanza.SyntaxError or *stanza.JIDError), nothing was
 //     emitted and nothing changed: answer the sender as your server does for
@@ -105,7 +106,9 @@
 // model.
 //
 // To keep presence history across restarts, use package store (an fsynced
-// journal plus snapshots), or persist yourself: set Config.Journal, save
+// journal plus snapshots: store.Open wraps a Machine, store.OpenSharded a
+// Sharded, with one fsync shared by concurrent callers), or persist
+// yourself: set Config.Journal, save
 // Records after each call before sending its outputs, write Snapshot now
 // and then, and on start-up call Restore, ApplyRecord for each record, then
 // Restarted.
