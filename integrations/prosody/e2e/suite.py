@@ -37,7 +37,7 @@ def free_port():
 class Server:
     """A Prosody of our own, stopped by its PID."""
 
-    def __init__(self, repo, stock):
+    def __init__(self, repo, stock, limit="{ burst = 5, per = 60 }"):
         self.dir = tempfile.mkdtemp(prefix="lastseen-prosody-")
         self.port = free_port()
         here = os.path.dirname(os.path.abspath(__file__))
@@ -46,6 +46,7 @@ class Server:
                      "@PLUGINS@": os.path.dirname(here),
                      "@BINDING@": os.path.join(repo, "bindings/lua"),
                      "@LOGLEVEL@": os.environ.get("LASTSEEN_E2E_LOG", "info"),
+                     "@LIMIT@": limit,
                      "@LASTSEEN@": "" if stock else '"lastseen"'}.items():
             cfg = cfg.replace(k, v)
         self.cfg = os.path.join(self.dir, "prosody.cfg.lua")
@@ -111,12 +112,14 @@ class Client(slixmpp.ClientXMPP):
         super().__init__(jid, password)
         self.inbox = []
         self.started = asyncio.Event()
+        self.arrived = asyncio.Event()
         self.add_event_handler("session_start", self._start)
         self.add_filter("in", self._record)
         self["feature_mechanisms"].unencrypted_plain = True
 
     def _record(self, stanza):
         self.inbox.append(str(stanza))
+        self.arrived.set()
         return stanza
 
     async def _start(self, _):
@@ -126,14 +129,24 @@ class Client(slixmpp.ClientXMPP):
         self.connect(address=("127.0.0.1", port), disable_starttls=True, force_starttls=False)
         await asyncio.wait_for(self.started.wait(), WAIT * 2)
 
-    async def wait(self, pred, timeout=WAIT, count=1):
-        """The first count received stanzas matching pred, within timeout."""
-        deadline = time.time() + timeout
+    async def wait(self, pred, timeout=WAIT, count=1, since=0):
+        """The received stanzas (from index since) matching pred, once
+        there are count of them or timeout has passed."""
+        deadline = time.monotonic() + timeout
+        got, seen = [], since
         while True:
-            got = [s for s in self.inbox if pred(s)]
-            if len(got) >= count or time.time() > deadline:
+            # No await between reading the inbox and clearing the event:
+            # a stanza recorded after this check sets it again.
+            got += [s for s in self.inbox[seen:] if pred(s)]
+            seen = len(self.inbox)
+            left = deadline - time.monotonic()
+            if len(got) >= count or left <= 0:
                 return got
-            await asyncio.sleep(0.05)
+            self.arrived.clear()
+            try:
+                await asyncio.wait_for(self.arrived.wait(), left)
+            except asyncio.TimeoutError:
+                pass
 
     async def quiet(self, pred):
         await asyncio.sleep(QUIET)
@@ -187,17 +200,65 @@ def show(stanzas):
     return " | ".join(re.sub(r"\sxmlns=['\"]jabber:client['\"]", "", s)[:200] for s in stanzas) or "(nothing)"
 
 
+def populate(srv):
+    for u in ("alice", "bob", "carol", "dave"):
+        srv.register(u, "pw-" + u)
+        # Rosters and bob's block list in Prosody's own storage.
+    both = "{ subscription = 'both', groups = {} }"
+    srv.write_store("roster", "alice", "{ [false] = { version = 1, pending = {} }, ['bob@localhost'] = %s }" % both)
+    srv.write_store("roster", "bob", "{ [false] = { version = 1, pending = {} }, ['alice@localhost'] = %s, ['dave@localhost'] = %s }" % (both, both))
+    srv.write_store("roster", "dave", "{ [false] = { version = 1, pending = {} }, ['bob@localhost'] = %s }" % both)
+    srv.write_store("blocklist", "bob", "{ [false] = { created = 0 }, ['dave@localhost'] = true }")
+
+
+async def figures(args):
+    """Probe round trip (100 sequential probes of an offline contact) and a
+    200-probe burst, through the whole server; no probe limit in the way."""
+    srv = Server(args.repo, args.stock, "{ burst = 100000, per = 1 }")
+    try:
+        populate(srv)
+        srv.start()
+        bob = await login(srv, "bob", "r1")
+        bob.send_raw("<presence><status>here</status></presence>")
+        bob.send_raw("<presence type='unavailable'><status>gone</status></presence>")
+        await asyncio.sleep(0.5)
+        bob.disconnect()
+        alice = await login(srv, "alice", "desk")
+        answer = lambda s: s.startswith("<presence") and attr(s, "from") == "bob@localhost"
+        rtts = []
+        for i in range(110):
+            mark = len(alice.inbox)
+            t0 = time.perf_counter()
+            alice.send_raw("<presence type='probe' to='bob@localhost' id='rt%d'/>" % i)
+            got = await alice.wait(answer, WAIT, since=mark)
+            if not got:
+                raise RuntimeError("no answer to probe %d" % i)
+            if i >= 10:  # the first ten warm up
+                rtts.append(time.perf_counter() - t0)
+        rtts.sort()
+        mark = len(alice.inbox)
+        t0 = time.perf_counter()
+        for i in range(200):
+            alice.send_raw("<presence type='probe' to='bob@localhost' id='b%d'/>" % i)
+        got = await alice.wait(answer, WAIT * 6, 200, since=mark)
+        burst = time.perf_counter() - t0
+        rss = re.search(r"VmRSS:\s+(\d+) kB", open("/proc/%d/status" % srv.proc.pid).read())
+        print("%s: probe round trip median %.2f ms, p90 %.2f ms (100 probes); 200-probe burst %.0f ms (%d answers); prosody RSS %.1f MB" % (
+            "stock" if args.stock else "lastseen", rtts[50] * 1e3, rtts[90] * 1e3, burst * 1e3, len(got),
+            int(rss.group(1)) / 1024 if rss else 0), flush=True)
+        alice.disconnect()
+        await asyncio.sleep(0.3)
+    finally:
+        srv.cleanup()
+    return 0
+
+
 async def main(args):
+    if args.figures:
+        return await figures(args)
     srv = Server(args.repo, args.stock)
     try:
-        for u in ("alice", "bob", "carol", "dave"):
-            srv.register(u, "pw-" + u)
-        # Rosters and bob's block list in Prosody's own storage.
-        both = "{ subscription = 'both', groups = {} }"
-        srv.write_store("roster", "alice", "{ [false] = { version = 1, pending = {} }, ['bob@localhost'] = %s }" % both)
-        srv.write_store("roster", "bob", "{ [false] = { version = 1, pending = {} }, ['alice@localhost'] = %s, ['dave@localhost'] = %s }" % (both, both))
-        srv.write_store("roster", "dave", "{ [false] = { version = 1, pending = {} }, ['bob@localhost'] = %s }" % both)
-        srv.write_store("blocklist", "bob", "{ [false] = { created = 0 }, ['dave@localhost'] = true }")
+        populate(srv)
         srv.start()
         suite = Suite(srv)
         await run_steps(suite, srv)
@@ -319,6 +380,7 @@ if __name__ == "__main__":
     p = argparse.ArgumentParser()
     p.add_argument("--repo", default=os.path.abspath(os.path.join(os.path.dirname(__file__), "../../..")))
     p.add_argument("--stock", action="store_true")
+    p.add_argument("--figures", action="store_true", help="measure round trip and burst instead of the steps")
     a = p.parse_args()
     logging.basicConfig(level=logging.CRITICAL)
     sys.exit(asyncio.run(main(a)))
