@@ -72,12 +72,16 @@ local function write_durable(path, bytes)
 end
 
 local machine = lastseen.new(options);
-local journal;
+local journal, journal_records = nil, 0;
 
--- load restores the snapshot, replays the journal (a torn last record, from
--- a crash mid-append, ends the replay), applies the restart rule, then
--- writes the result as the new snapshot and starts an empty journal.
-local function load()
+-- Past this many records the journal is folded into a new snapshot while
+-- running, so that it (and the replay at start) stays bounded.
+local COMPACT_AFTER = module:get_option_number("lastseen_compact_after", 10000);
+
+-- replay restores the snapshot and applies the journal's records (a torn
+-- last record, from a crash mid-append, ends the replay). It returns how
+-- many records it applied.
+local function replay()
 	local snap = read_all(snapshot_path);
 	if snap and snap ~= "" then machine:restore(snap); end
 	local j = read_all(journal_path) or "";
@@ -91,11 +95,39 @@ local function load()
 		machine:apply_record(rec);
 		i, n = nexti, n + 1;
 	end
-	local offline = machine:restarted();
+	return n;
+end
+
+-- compact writes the machine's state as the snapshot and starts an empty
+-- journal.
+local function compact()
 	write_durable(snapshot_path, machine:snapshot());
+	if journal then journal:close(); end
 	journal = assert(io.open(journal_path, "wb"));
 	assert(lastseen.fsync(journal));
+	journal_records = 0;
+end
+
+-- load runs at start: replay, the restart rule (resources online when the
+-- server stopped go offline then), and a compaction.
+local function load()
+	local n = replay();
+	local offline = machine:restarted();
+	compact();
 	module:log("info", "lastseen: state loaded (%d journal records, %d resources taken offline)", n, offline);
+end
+
+-- recover runs after a guest trap or panic, when the binding has restarted
+-- the machine empty: everything durable is on disk (each call's records
+-- are fsynced before its outputs leave), so the state is replayed from
+-- there, and the sessions still connected stay online.
+local function recover()
+	local ok, err = pcall(replay);
+	if ok then
+		module:log("warn", "lastseen: the machine restarted after a fault; state replayed from disk (%d records)", err);
+	else
+		module:log("error", "lastseen: replaying state after a fault failed: %s", tostring(err));
+	end
 end
 
 local function persist(records)
@@ -103,6 +135,8 @@ local function persist(records)
 	for _, r in ipairs(records) do journal:write(string.pack("<s4", r)); end
 	local ok, err = lastseen.fsync(journal);
 	if not ok then module:log("error", "lastseen: journal fsync failed: %s", err); end
+	journal_records = journal_records + #records;
+	if journal_records >= COMPACT_AFTER then compact(); end
 end
 
 -- ---- authorisation facts from Prosody's storage ----
@@ -191,13 +225,15 @@ end
 -- its journal records, then routes its outputs. It returns the outputs,
 -- or nil and the error.
 local function run(ev, set, clear)
+	set, clear = set or {}, clear or {};
 	local evs = {};
-	for _, f in ipairs(set or {}) do evs[#evs + 1] = f; end
+	for _, f in ipairs(set) do evs[#evs + 1] = f; end
 	evs[#evs + 1] = ev;
-	for _, f in ipairs(clear or {}) do evs[#evs + 1] = f; end
+	for _, f in ipairs(clear) do evs[#evs + 1] = f; end
 	local ok, results = pcall(machine.batch, machine, evs);
 	if not ok then
 		module:log("error", "lastseen: %s", tostring(results));
+		if lastseen.is_error(results) and (results.code == "TRAP" or results.code == "PANIC") then recover(); end
 		return nil, results;
 	end
 	for i = 1, #evs do
@@ -205,7 +241,7 @@ local function run(ev, set, clear)
 			module:log("error", "lastseen: a fact was refused: %s", tostring(results[i].error));
 		end
 	end
-	local r = results[#(set or {}) + 1];
+	local r = results[#set + 1];
 	if r.error then return nil, r.error; end
 	persist(r.records);
 	route(r.outputs);
@@ -305,11 +341,6 @@ load();
 -- running server keeps the restored state and announces nothing).
 module:hook_global("server-started", announce);
 
-module:hook_global("server-stopping", function()
-	write_durable(snapshot_path, machine:snapshot());
-	if journal then journal:close(); end
-	journal = assert(io.open(journal_path, "wb"));
-	assert(lastseen.fsync(journal));
-end);
+module:hook_global("server-stopping", compact);
 
 module:log("info", "lastseen: answering probes and Last Activity for %s", host);
