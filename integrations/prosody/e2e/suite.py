@@ -37,11 +37,11 @@ def free_port():
 class Server:
     """A Prosody of our own, stopped by its PID."""
 
-    def __init__(self, repo, stock, limit="{ burst = 5, per = 60 }"):
+    def __init__(self, repo, stock, limit="{ burst = 5, per = 60 }", template=None):
         self.dir = tempfile.mkdtemp(prefix="lastseen-prosody-")
         self.port = free_port()
         here = os.path.dirname(os.path.abspath(__file__))
-        cfg = open(os.path.join(here, "prosody.cfg.lua.in")).read()
+        cfg = open(template or os.path.join(here, "prosody.cfg.lua.in")).read()
         for k, v in {"@DIR@": self.dir, "@PORT@": str(self.port),
                      "@PLUGINS@": os.path.dirname(here),
                      "@BINDING@": os.path.join(repo, "bindings/lua"),
@@ -256,7 +256,7 @@ async def figures(args):
 async def main(args):
     if args.figures:
         return await figures(args)
-    srv = Server(args.repo, args.stock)
+    srv = Server(args.repo, args.stock, template=args.template)
     try:
         populate(srv)
         srv.start()
@@ -380,6 +380,7 @@ if __name__ == "__main__":
     p = argparse.ArgumentParser()
     p.add_argument("--repo", default=os.path.abspath(os.path.join(os.path.dirname(__file__), "../../..")))
     p.add_argument("--stock", action="store_true")
+    p.add_argument("--template", help="a Prosody config template instead of prosody.cfg.lua.in (see debian-default.sh)")
     p.add_argument("--figures", action="store_true", help="measure round trip and burst instead of the steps")
     a = p.parse_args()
     logging.basicConfig(level=logging.CRITICAL)
