@@ -319,6 +319,9 @@ module:hook("presence/bare", on_inbound_presence, PRIORITY);
 module:hook("presence/full", on_inbound_presence, PRIORITY);
 module:hook("presence/host", on_inbound_presence, PRIORITY);
 module:hook("iq-get/bare/jabber:iq:last:query", on_last_activity, PRIORITY);
+-- The domain's Last Activity is its uptime (XEP-0012 section 5), the same
+-- start as its presence stamp: answered here rather than by mod_uptime.
+module:hook("iq-get/host/jabber:iq:last:query", on_last_activity, PRIORITY);
 
 -- A session that ends without unavailable presence (connection lost, or
 -- closed): the machine's close, before mod_presence sends an unavailable

@@ -351,6 +351,19 @@ async def run_steps(suite, srv):
     ok = len(got) == 1 and attr(got[0], "type") == "result" and secs[0] is not None and "two" not in got[0]
     suite.check("last-activity", ok, show(got))
 
+    iq = suite.pid()
+    carol.send_raw("<iq type='get' to='bob@localhost' id='%s'><query xmlns='jabber:iq:last'/></iq>" % iq)
+    got = await carol.wait(lambda s: s.startswith("<iq") and attr(s, "id") == iq)
+    ok = len(got) == 1 and attr(got[0], "type") == "error" and "forbidden" in got[0]
+    suite.check("last-act-unauth", ok, show(got))
+
+    iq = suite.pid()
+    alice.send_raw("<iq type='get' to='localhost' id='%s'><query xmlns='jabber:iq:last'/></iq>" % iq)
+    got = await alice.wait(lambda s: s.startswith("<iq") and attr(s, "id") == iq)
+    ok = len(got) == 1 and attr(got[0], "type") == "result" and "jabber:iq:last" in got[0] \
+        and int(attr(got[0].split("<query", 1)[1], "seconds") or -1) >= 1
+    suite.check("uptime-query", ok, show(got))
+
     lost = await login(srv, "bob", "lost")
     lost.send_raw("<presence><status>about to vanish</status></presence>")
     await asyncio.sleep(0.5)
