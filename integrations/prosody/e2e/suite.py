@@ -90,6 +90,12 @@ class Server:
                 self.proc.wait(timeout=10)
         self.proc = None
 
+    def crash(self):
+        """SIGKILL: no server-stopping, no snapshot; only what is on disk."""
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(timeout=20)
+        self.proc = None
+
     def log_tail(self):
         out = ""
         for name in ("stderr", "prosody.log"):
@@ -385,6 +391,19 @@ async def run_steps(suite, srv):
     got = await suite.probe(alice, "bob@localhost")
     ok = len(got) == 1 and attr(got[0], "type") == "unavailable" and has_delay(got[0])
     suite.check("restart", ok, show(got))
+
+    # A crash: the journal, fsynced before each answer left, is all there is.
+    bob = await login(srv, "bob", "r9")
+    bob.send_raw("<presence><status>before the crash</status></presence>")
+    bob.send_raw("<presence type='unavailable'><status>left before the crash</status></presence>")
+    await asyncio.sleep(0.5)
+    srv.crash()
+    srv.start()
+    alice = await login(srv, "alice", "desk4")
+    got = await suite.probe(alice, "bob@localhost")
+    ok = len(got) == 1 and attr(got[0], "type") == "unavailable" and "left before the crash" in got[0] \
+        and has_delay(got[0]) and "bob@localhost/r9" in got[0]
+    suite.check("crash", ok, show(got))
     alice.disconnect()
     await asyncio.sleep(0.3)
 
