@@ -67,7 +67,20 @@ class Server:
             f.write("return " + lua + ";\n")
 
     def start(self):
-        self.proc = subprocess.Popen(["prosody", "--config", self.cfg, "-F"],
+        # A server still listening here (one that did not stop) would
+        # answer in the new one's place: refuse to go on.
+        try:
+            socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
+            raise RuntimeError("port %d still in use: the previous Prosody did not stop" % self.port)
+        except OSError:
+            pass
+        cmd = ["prosody", "--config", self.cfg, "-F"]
+        user = os.environ.get("LASTSEEN_E2E_USER")
+        if user:  # as Debian's unit runs it: an unprivileged user
+            subprocess.run(["chown", "-R", user, self.dir], check=True, timeout=30)
+            # setpriv execs prosody in place: the PID stays prosody's own.
+            cmd = ["setpriv", "--reuid=" + user, "--regid=" + user, "--init-groups"] + cmd
+        self.proc = subprocess.Popen(cmd,
                                      stdout=subprocess.DEVNULL, stderr=open(os.path.join(self.dir, "stderr"), "w"))
         deadline = time.time() + 30
         while time.time() < deadline:
