@@ -273,7 +273,16 @@ local function on_client_presence(event)
 		local target = stanza.attr.to and jid_prep(stanza.attr.to) or (origin.username .. "@" .. origin.host);
 		local set, clear = facts(origin.full_jid, target, true);
 		local _, err = run({ type = "client", now = now(), session = origin.full_jid, stanza = client_xml(origin, stanza) }, set, clear);
-		if err then module:log("debug", "lastseen refused a client probe: %s", tostring(err)); end
+		if err then
+			-- The machine answers nothing for a probe it refuses; the client
+			-- is told, as Prosody tells it about any stanza it cannot take.
+			module:log("debug", "lastseen refused a client probe: %s", tostring(err));
+			if lastseen.is_error(err) and err.bad_input then
+				origin.send(st.error_reply(stanza, "modify", "bad-request", err.reason));
+			else
+				origin.send(st.error_reply(stanza, "wait", "internal-server-error"));
+			end
+		end
 		return true;
 	elseif t == nil or t == "unavailable" then
 		local _, err = run({ type = "client", now = now(), session = origin.full_jid, stanza = client_xml(origin, stanza) });

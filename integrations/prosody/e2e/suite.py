@@ -346,6 +346,13 @@ async def run_steps(suite, srv):
     ok = len(got) == 1 and attr(got[0], "type") == "unsubscribed"
     suite.check("unauthorised", ok, show(got))
 
+    pid = suite.pid()
+    # Nested deeper than the machine's limit (32): refused as bad input.
+    carol.send_raw("<presence type='probe' to='bob@localhost' id='%s'>%s%s</presence>" % (pid, "<x>" * 40, "</x>" * 40))
+    got = await carol.wait(lambda s: attr(s, "id") == pid)
+    ok = len(got) == 1 and attr(got[0], "type") == "error" and "bad-request" in got[0]
+    suite.check("bad-probe", ok, show(got))
+
     dave = await login(srv, "dave", "d")
     pid = suite.pid()
     dave.send_raw("<presence type='probe' to='bob@localhost' id='%s'/>" % pid)
