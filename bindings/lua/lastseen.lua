@@ -234,6 +234,10 @@ end
 --- now returns the wall-clock time in nanoseconds since the Unix epoch.
 M.now = core.now
 
+--- fsync flushes a Lua file handle and fsyncs it to disk: true, or nil
+--- and the error text (hosts persist journal records with it).
+M.fsync = core.fsync
+
 --- wat2wasm turns WebAssembly text into a module's bytes (tests use it).
 M.wat2wasm = core.wat2wasm
 

@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include <lauxlib.h>
+#include <lualib.h>
 #include <lua.h>
 #include <wasmtime.h>
 
@@ -534,10 +535,26 @@ static void new_class(lua_State *L, const char *name, lua_CFunction gc, const lu
   lua_pop(L, 1);
 }
 
+/* fsync(file): flushes a Lua file handle and fsyncs its descriptor, so a
+ * host can make a journal record durable before it routes the outputs of
+ * the call that wrote it (standard Lua has no fsync). Returns true, or nil
+ * and the error text. */
+static int l_fsync(lua_State *L) {
+  luaL_Stream *fh = (luaL_Stream *)luaL_checkudata(L, 1, LUA_FILEHANDLE);
+  if (fh->closef == NULL || fh->f == NULL) return luaL_error(L, "fsync: file is closed");
+  if (fflush(fh->f) != 0 || fsync(fileno(fh->f)) != 0) {
+    lua_pushnil(L);
+    lua_pushstring(L, strerror(errno));
+    return 2;
+  }
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
 int luaopen_lastseen_core(lua_State *L) {
   static const luaL_Reg module_methods[] = {{"instantiate", l_instantiate}, {NULL, NULL}};
   static const luaL_Reg instance_methods[] = {{"step", l_step}, {"abi_version", l_abi_version}, {"live", l_live}, {"close", l_close}, {"memory_size", l_memory_size}, {NULL, NULL}};
-  static const luaL_Reg funcs[] = {{"compile", l_compile}, {"wat2wasm", l_wat2wasm}, {"now", l_now}, {NULL, NULL}};
+  static const luaL_Reg funcs[] = {{"compile", l_compile}, {"wat2wasm", l_wat2wasm}, {"now", l_now}, {"fsync", l_fsync}, {NULL, NULL}};
 
   new_class(L, MODULE_MT, module_gc, module_methods);
   new_class(L, INSTANCE_MT, instance_gc, instance_methods);

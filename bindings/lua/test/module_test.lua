@@ -16,6 +16,20 @@ local ABI_EXPORTS = [[
 ]]
 
 return {
+  { "fsync writes a file handle's buffer through, and refuses a closed one", function()
+    local path = os.tmpname()
+    local f = assert(io.open(path, "wb"))
+    f:write("journal record")
+    eq(lastseen.fsync(f), true, "fsync")
+    local r = assert(io.open(path, "rb"))
+    eq(r:read("a"), "journal record", "bytes on disk before close")
+    r:close()
+    f:close()
+    eq(pcall(lastseen.fsync, f), false, "closed handle")
+    eq(pcall(lastseen.fsync, "not a file"), false, "not a file")
+    os.remove(path)
+  end },
+
   { "a module importing more than the WASI shim is refused", function()
     local e = C.raises(lastseen.compile, module('(module (import "env" "ask" (func)))'), true)
     eq({ e.code, e.message }, { "ABI", "lastseen: the module imports env.ask, which this host does not provide" }, "error")

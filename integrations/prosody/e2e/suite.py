@@ -1,0 +1,439 @@
+#!/usr/bin/python3
+"""End-to-end suite for mod_lastseen: starts its own Prosody on 127.0.0.1
+(own config, data dir, pid file, free port), drives it with slixmpp and
+prints one line per step, then "N passed, N failed".
+
+    suite.py --repo DIR [--stock]
+
+--stock runs the same steps against Prosody without mod_lastseen (its own
+probe answering and mod_lastactivity); the expectations are lastseen's, so
+the failures show where stock Prosody differs. Every wait is bounded.
+"""
+import argparse
+import asyncio
+import logging
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+import slixmpp
+
+WAIT = 5.0  # seconds: the bound of every wait for a stanza
+QUIET = 1.5  # seconds: how long "nothing arrives" is watched
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    """A Prosody of our own, stopped by its PID."""
+
+    def __init__(self, repo, stock, limit="{ burst = 5, per = 60 }", template=None):
+        self.dir = tempfile.mkdtemp(prefix="lastseen-prosody-")
+        self.port = free_port()
+        here = os.path.dirname(os.path.abspath(__file__))
+        cfg = open(template or os.path.join(here, "prosody.cfg.lua.in")).read()
+        for k, v in {"@DIR@": self.dir, "@PORT@": str(self.port),
+                     "@PLUGINS@": os.path.dirname(here),
+                     "@BINDING@": os.path.join(repo, "bindings/lua"),
+                     "@LOGLEVEL@": os.environ.get("LASTSEEN_E2E_LOG", "info"),
+                     "@LIMIT@": limit,
+                     "@LASTSEEN@": "" if stock else '"lastseen"'}.items():
+            cfg = cfg.replace(k, v)
+        self.cfg = os.path.join(self.dir, "prosody.cfg.lua")
+        with open(self.cfg, "w") as f:
+            f.write(cfg)
+        os.makedirs(os.path.join(self.dir, "data"))
+        self.proc = None
+
+    def register(self, user, password):
+        subprocess.run(["prosodyctl", "--config", self.cfg, "register", user, "localhost", password],
+                       check=True, timeout=30, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def write_store(self, store, user, lua):
+        """Prosody's internal storage file for user (rosters, block lists)."""
+        d = os.path.join(self.dir, "data", "localhost", store)
+        os.makedirs(d, exist_ok=True)
+        with open(os.path.join(d, user + ".dat"), "w") as f:
+            f.write("return " + lua + ";\n")
+
+    def start(self):
+        # A server still listening here (one that did not stop) would
+        # answer in the new one's place: refuse to go on.
+        try:
+            socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
+            raise RuntimeError("port %d still in use: the previous Prosody did not stop" % self.port)
+        except OSError:
+            pass
+        cmd = ["prosody", "--config", self.cfg, "-F"]
+        user = os.environ.get("LASTSEEN_E2E_USER")
+        if user:  # as Debian's unit runs it: an unprivileged user
+            subprocess.run(["chown", "-R", user, self.dir], check=True, timeout=30)
+            # setpriv execs prosody in place: the PID stays prosody's own.
+            cmd = ["setpriv", "--reuid=" + user, "--regid=" + user, "--init-groups"] + cmd
+        self.proc = subprocess.Popen(cmd,
+                                     stdout=subprocess.DEVNULL, stderr=open(os.path.join(self.dir, "stderr"), "w"))
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError("prosody exited: " + self.log_tail())
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
+                return
+            except OSError:
+                time.sleep(0.1)
+        raise RuntimeError("prosody did not listen in 30 s: " + self.log_tail())
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+        self.proc = None
+
+    def crash(self):
+        """SIGKILL: no server-stopping, no snapshot; only what is on disk."""
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(timeout=20)
+        self.proc = None
+
+    def log_tail(self):
+        out = ""
+        for name in ("stderr", "prosody.log"):
+            try:
+                out += open(os.path.join(self.dir, name)).read()[-3000:]
+            except OSError:
+                pass
+        return out
+
+    def cleanup(self):
+        self.stop()
+        if not os.environ.get("LASTSEEN_E2E_KEEP"):
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class Client(slixmpp.ClientXMPP):
+    """A slixmpp client that records every stanza it receives as XML text."""
+
+    def __init__(self, jid, password):
+        super().__init__(jid, password)
+        self.inbox = []
+        self.started = asyncio.Event()
+        self.arrived = asyncio.Event()
+        self.add_event_handler("session_start", self._start)
+        self.add_filter("in", self._record)
+        self["feature_mechanisms"].unencrypted_plain = True
+
+    def _record(self, stanza):
+        self.inbox.append(str(stanza))
+        self.arrived.set()
+        return stanza
+
+    async def _start(self, _):
+        self.started.set()
+
+    async def online(self, port):
+        self.connect(address=("127.0.0.1", port), disable_starttls=True, force_starttls=False)
+        await asyncio.wait_for(self.started.wait(), WAIT * 2)
+
+    async def wait(self, pred, timeout=WAIT, count=1, since=0):
+        """The received stanzas (from index since) matching pred, once
+        there are count of them or timeout has passed."""
+        deadline = time.monotonic() + timeout
+        got, seen = [], since
+        while True:
+            # No await between reading the inbox and clearing the event:
+            # a stanza recorded after this check sets it again.
+            got += [s for s in self.inbox[seen:] if pred(s)]
+            seen = len(self.inbox)
+            left = deadline - time.monotonic()
+            if len(got) >= count or left <= 0:
+                return got
+            self.arrived.clear()
+            try:
+                await asyncio.wait_for(self.arrived.wait(), left)
+            except asyncio.TimeoutError:
+                pass
+
+    async def quiet(self, pred):
+        await asyncio.sleep(QUIET)
+        return [s for s in self.inbox if pred(s)]
+
+
+def attr(s, name):
+    m = re.search(r"\s%s=['\"]([^'\"]*)['\"]" % name, s.split(">", 1)[0])
+    return m.group(1) if m else None
+
+
+def answer_to(pid):
+    return lambda s: s.startswith("<presence") and attr(s, "id") == pid and attr(s, "type") != "probe"
+
+
+def has_delay(s):
+    return "urn:xmpp:delay" in s and "stamp=" in s
+
+
+class Suite:
+    def __init__(self, server):
+        self.server = server
+        self.passed = self.failed = 0
+        self.n = 0
+
+    def check(self, name, ok, detail):
+        self.n += 1
+        if ok:
+            self.passed += 1
+        else:
+            self.failed += 1
+        print("%-4s %-16s %s" % ("ok" if ok else "FAIL", name, detail), flush=True)
+
+    def pid(self):
+        self.n += 1
+        return "p%d" % self.n
+
+    async def probe(self, frm, to, count=1, timeout=WAIT):
+        pid = self.pid()
+        mark = len(frm.inbox)
+        frm.send_raw("<presence type='probe' to='%s' id='%s'/>" % (to, pid))
+        got = await frm.wait(answer_to(pid), timeout, count)
+        if got:
+            return got
+        # An answer without the probe's id (stock Prosody's) still counts
+        # as the answer: a presence from the probed JID after the probe.
+        return [s for s in frm.inbox[mark:] if s.startswith("<presence") and attr(s, "from") == to]
+
+
+def show(stanzas):
+    return " | ".join(re.sub(r"\sxmlns=['\"]jabber:client['\"]", "", s)[:200] for s in stanzas) or "(nothing)"
+
+
+def populate(srv):
+    for u in ("alice", "bob", "carol", "dave"):
+        srv.register(u, "pw-" + u)
+        # Rosters and bob's block list in Prosody's own storage.
+    both = "{ subscription = 'both', groups = {} }"
+    srv.write_store("roster", "alice", "{ [false] = { version = 1, pending = {} }, ['bob@localhost'] = %s }" % both)
+    srv.write_store("roster", "bob", "{ [false] = { version = 1, pending = {} }, ['alice@localhost'] = %s, ['dave@localhost'] = %s }" % (both, both))
+    srv.write_store("roster", "dave", "{ [false] = { version = 1, pending = {} }, ['bob@localhost'] = %s }" % both)
+    srv.write_store("blocklist", "bob", "{ [false] = { created = 0 }, ['dave@localhost'] = true }")
+
+
+async def figures(args):
+    """Probe round trip (100 sequential probes of an offline contact) and a
+    200-probe burst, through the whole server; no probe limit in the way."""
+    srv = Server(args.repo, args.stock, "{ burst = 100000, per = 1 }")
+    try:
+        populate(srv)
+        srv.start()
+        bob = await login(srv, "bob", "r1")
+        bob.send_raw("<presence><status>here</status></presence>")
+        bob.send_raw("<presence type='unavailable'><status>gone</status></presence>")
+        await asyncio.sleep(0.5)
+        bob.disconnect()
+        alice = await login(srv, "alice", "desk")
+        answer = lambda s: s.startswith("<presence") and attr(s, "from") == "bob@localhost"
+        rtts = []
+        for i in range(110):
+            mark = len(alice.inbox)
+            t0 = time.perf_counter()
+            alice.send_raw("<presence type='probe' to='bob@localhost' id='rt%d'/>" % i)
+            got = await alice.wait(answer, WAIT, since=mark)
+            if not got:
+                raise RuntimeError("no answer to probe %d" % i)
+            if i >= 10:  # the first ten warm up
+                rtts.append(time.perf_counter() - t0)
+        rtts.sort()
+        mark = len(alice.inbox)
+        t0 = time.perf_counter()
+        for i in range(200):
+            alice.send_raw("<presence type='probe' to='bob@localhost' id='b%d'/>" % i)
+        got = await alice.wait(answer, WAIT * 6, 200, since=mark)
+        burst = time.perf_counter() - t0
+        rss = re.search(r"VmRSS:\s+(\d+) kB", open("/proc/%d/status" % srv.proc.pid).read())
+        print("%s: probe round trip median %.2f ms, p90 %.2f ms (100 probes); 200-probe burst %.0f ms (%d answers); prosody RSS %.1f MB" % (
+            "stock" if args.stock else "lastseen", rtts[50] * 1e3, rtts[90] * 1e3, burst * 1e3, len(got),
+            int(rss.group(1)) / 1024 if rss else 0), flush=True)
+        alice.disconnect()
+        await asyncio.sleep(0.3)
+    finally:
+        srv.cleanup()
+    return 0
+
+
+async def main(args):
+    if args.figures:
+        return await figures(args)
+    srv = Server(args.repo, args.stock, template=args.template)
+    try:
+        populate(srv)
+        srv.start()
+        suite = Suite(srv)
+        await run_steps(suite, srv)
+    except Exception as e:  # a crash of the harness is a failure, not a pass
+        print("FAIL harness %r\n%s" % (e, srv.log_tail()[-2000:]), flush=True)
+        suite = locals().get("suite") or Suite(srv)
+        suite.failed += 1
+    finally:
+        srv.cleanup()
+    print("%d passed, %d failed" % (suite.passed, suite.failed), flush=True)
+    return 1 if suite.failed else 0
+
+
+async def login(srv, user, resource):
+    c = Client("%s@localhost/%s" % (user, resource), "pw-" + user)
+    await c.online(srv.port)
+    return c
+
+
+async def run_steps(suite, srv):
+    alice = await login(srv, "alice", "desk")
+    bob = await login(srv, "bob", "r1")
+    bob.send_raw("<presence><status>at work</status></presence>")
+    await asyncio.sleep(0.5)
+    bob.send_raw("<presence type='unavailable'><status>gone fishing</status></presence>")
+    await asyncio.sleep(0.5)
+    bob.disconnect()
+    await asyncio.sleep(0.5)
+
+    got = await suite.probe(alice, "bob@localhost")
+    ok = len(got) == 1 and attr(got[0], "type") == "unavailable" and "gone fishing" in got[0] and has_delay(got[0])
+    suite.check("offline", ok, show(got))
+
+    r1 = await login(srv, "bob", "r1")
+    r2 = await login(srv, "bob", "r2")
+    r1.send_raw("<presence><status>one</status></presence>")
+    r2.send_raw("<presence><status>two</status></presence>")
+    await asyncio.sleep(0.5)
+    # Answers for online resources are their presence (RFC 6121 4.3.2),
+    # which carries no probe id: every presence from bob after the probe.
+    mark = len(alice.inbox)
+    from_bob = lambda s: s.startswith("<presence") and (attr(s, "from") or "").startswith("bob@localhost/") \
+        and attr(s, "type") is None and s in alice.inbox[mark:]
+    alice.send_raw("<presence type='probe' to='bob@localhost' id='%s'/>" % suite.pid())
+    await alice.wait(from_bob, WAIT, 2)
+    await asyncio.sleep(0.5)
+    got = [s for s in alice.inbox[mark:] if from_bob(s)]
+    froms = sorted(attr(s, "from") or "" for s in got)
+    ok = froms == ["bob@localhost/r1", "bob@localhost/r2"] and all(has_delay(s) for s in got)
+    suite.check("online", ok, show(got))
+
+    mark = len(alice.inbox)
+    alice.send_raw("<presence type='probe' to='bob@localhost/r2' id='%s'/>" % suite.pid())
+    await alice.wait(from_bob, WAIT)
+    await asyncio.sleep(0.5)
+    got = [s for s in alice.inbox[mark:] if from_bob(s)]
+    ok = len(got) == 1 and attr(got[0], "from") == "bob@localhost/r2"
+    suite.check("full-jid", ok, show(got))
+
+    got = await suite.probe(alice, "localhost")
+    ok = len(got) == 1 and attr(got[0], "from") == "localhost" and attr(got[0], "type") is None and has_delay(got[0])
+    suite.check("domain-uptime", ok, show(got))
+
+    carol = await login(srv, "carol", "c")
+    got = await suite.probe(carol, "bob@localhost")
+    ok = len(got) == 1 and attr(got[0], "type") == "unsubscribed"
+    suite.check("unauthorised", ok, show(got))
+
+    pid = suite.pid()
+    # Nested deeper than the machine's limit (32): refused as bad input.
+    carol.send_raw("<presence type='probe' to='bob@localhost' id='%s'>%s%s</presence>" % (pid, "<x>" * 40, "</x>" * 40))
+    got = await carol.wait(lambda s: attr(s, "id") == pid)
+    ok = len(got) == 1 and attr(got[0], "type") == "error" and "bad-request" in got[0]
+    suite.check("bad-probe", ok, show(got))
+
+    dave = await login(srv, "dave", "d")
+    pid = suite.pid()
+    dave.send_raw("<presence type='probe' to='bob@localhost' id='%s'/>" % pid)
+    got = await dave.quiet(answer_to(pid))
+    suite.check("blocked", got == [], show(got))
+
+    ids = [suite.pid() for _ in range(8)]
+    for i in ids:
+        alice.send_raw("<presence type='probe' to='bob@localhost' id='%s'/>" % i)
+    await asyncio.sleep(1.5)
+    errors = [s for s in alice.inbox if attr(s, "id") in ids and attr(s, "type") == "error"]
+    ok = len(errors) >= 1 and all("policy-violation" in e for e in errors)
+    suite.check("flood", ok, "%d of 8 refused: %s" % (len(errors), show(errors[:1])))
+
+    r1.disconnect()
+    r2.disconnect()
+    await asyncio.sleep(0.5)
+    iq = suite.pid()
+    alice.send_raw("<iq type='get' to='bob@localhost' id='%s'><query xmlns='jabber:iq:last'/></iq>" % iq)
+    got = await alice.wait(lambda s: s.startswith("<iq") and attr(s, "id") == iq)
+    secs = [attr(s.split("<query", 1)[1], "seconds") if "<query" in s else None for s in got]
+    ok = len(got) == 1 and attr(got[0], "type") == "result" and secs[0] is not None and "two" not in got[0]
+    suite.check("last-activity", ok, show(got))
+
+    iq = suite.pid()
+    carol.send_raw("<iq type='get' to='bob@localhost' id='%s'><query xmlns='jabber:iq:last'/></iq>" % iq)
+    got = await carol.wait(lambda s: s.startswith("<iq") and attr(s, "id") == iq)
+    ok = len(got) == 1 and attr(got[0], "type") == "error" and "forbidden" in got[0]
+    suite.check("last-act-unauth", ok, show(got))
+
+    iq = suite.pid()
+    alice.send_raw("<iq type='get' to='localhost' id='%s'><query xmlns='jabber:iq:last'/></iq>" % iq)
+    got = await alice.wait(lambda s: s.startswith("<iq") and attr(s, "id") == iq)
+    ok = len(got) == 1 and attr(got[0], "type") == "result" and "jabber:iq:last" in got[0] \
+        and int(attr(got[0].split("<query", 1)[1], "seconds") or -1) >= 1
+    suite.check("uptime-query", ok, show(got))
+
+    lost = await login(srv, "bob", "lost")
+    lost.send_raw("<presence><status>about to vanish</status></presence>")
+    await asyncio.sleep(0.5)
+    lost.transport.abort()  # the TCP connection dies without unavailable presence
+    await asyncio.sleep(1.0)
+    # A fresh session: alice's has spent its probes on the flood.
+    alice2 = await login(srv, "alice", "desk2")
+    got = await suite.probe(alice2, "bob@localhost")
+    ok = len(got) == 1 and attr(got[0], "type") == "unavailable" and has_delay(got[0]) \
+        and "bob@localhost/lost" in got[0] and "Disconnected" not in got[0]
+    suite.check("lost-session", ok, show(got))
+
+    for c in (alice, alice2, carol, dave):
+        c.disconnect()
+    await asyncio.sleep(0.5)
+    srv.stop()
+    srv.start()
+    alice = await login(srv, "alice", "desk3")
+    got = await suite.probe(alice, "bob@localhost")
+    ok = len(got) == 1 and attr(got[0], "type") == "unavailable" and has_delay(got[0])
+    suite.check("restart", ok, show(got))
+
+    # A crash: the journal, fsynced before each answer left, is all there is.
+    bob = await login(srv, "bob", "r9")
+    bob.send_raw("<presence><status>before the crash</status></presence>")
+    bob.send_raw("<presence type='unavailable'><status>left before the crash</status></presence>")
+    await asyncio.sleep(0.5)
+    srv.crash()
+    srv.start()
+    alice = await login(srv, "alice", "desk4")
+    got = await suite.probe(alice, "bob@localhost")
+    ok = len(got) == 1 and attr(got[0], "type") == "unavailable" and "left before the crash" in got[0] \
+        and has_delay(got[0]) and "bob@localhost/r9" in got[0]
+    suite.check("crash", ok, show(got))
+    alice.disconnect()
+    await asyncio.sleep(0.3)
+
+
+if __name__ == "__main__":
+    p = argparse.ArgumentParser()
+    p.add_argument("--repo", default=os.path.abspath(os.path.join(os.path.dirname(__file__), "../../..")))
+    p.add_argument("--stock", action="store_true")
+    p.add_argument("--template", help="a Prosody config template instead of prosody.cfg.lua.in (see debian-default.sh)")
+    p.add_argument("--figures", action="store_true", help="measure round trip and burst instead of the steps")
+    a = p.parse_args()
+    logging.basicConfig(level=logging.CRITICAL)
+    sys.exit(asyncio.run(main(a)))
