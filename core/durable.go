@@ -4,7 +4,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"hash/crc32"
-	"strings"
 
 	"github.com/lastseen-xmpp/lastseen/clock"
 	"github.com/lastseen-xmpp/lastseen/stanza"
@@ -414,7 +413,9 @@ func (d *decoder) jid(user bool) string {
 		d.fail("bad JID " + s)
 		return ""
 	}
-	return strings.Clone(s)
+	// s is already a copy of the snapshot's bytes (d.string): cloning it
+	// again cost an allocation per user.
+	return s
 }
 
 func (d *decoder) resource() resource {
