@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"hash/crc32"
+	"strings"
 
 	"github.com/lastseen-xmpp/lastseen/clock"
 	"github.com/lastseen-xmpp/lastseen/stanza"
@@ -319,6 +320,7 @@ type decoder struct {
 	// check (most users have the same few).
 	arena     bool
 	chunk     []byte
+	keys      strings.Builder // with arena, the users' keys, a chunk at a time
 	lastName  string
 	nameValid bool
 }
@@ -382,6 +384,24 @@ func (d *decoder) bytes() []byte {
 
 func (d *decoder) string() string { return string(d.bytes()) }
 
+// key is string, but with arena the strings share chunks of memory: a
+// snapshot's million keys cost a few hundred allocations, not a million.
+// A chunk never grows past its first capacity, so the strings already cut
+// from it stay as they are.
+func (d *decoder) key() string {
+	b := d.bytes()
+	if !d.arena || len(b) > decoderChunk/4 {
+		return string(b)
+	}
+	if len(b) > d.keys.Cap()-d.keys.Len() {
+		d.keys = strings.Builder{}
+		d.keys.Grow(decoderChunk)
+	}
+	start := d.keys.Len()
+	d.keys.Write(b)
+	return d.keys.String()[start:]
+}
+
 // decoderChunk is the size of the chunks records share with
 // decoder.arena: big enough to make allocations rare, small enough that a
 // chunk kept alive by one record wastes little.
@@ -404,7 +424,7 @@ func (d *decoder) clone(b []byte) []byte {
 // jid reads a JID key and checks it is normalised: a user's bare JID
 // (user) or a domain (not user).
 func (d *decoder) jid(user bool) string {
-	s := d.string()
+	s := d.key()
 	if d.err != nil {
 		return ""
 	}
