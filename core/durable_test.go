@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"testing"
 
 	"github.com/lastseen-xmpp/lastseen/clock"
@@ -236,5 +237,62 @@ func TestApplyRecordRefusesDamage(t *testing.T) {
 	}
 	if err := r.ApplyRecord(rec); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestRestoreRefusesKeyOrder: a snapshot lists its users in strictly
+// increasing key order, and Restore relies on it to find duplicates. One
+// that repeats or misorders a user, with a valid checksum, is refused with
+// ErrCorrupt by a Machine and by a Sharded, and neither changes; the same
+// users in order load.
+func TestRestoreRefusesKeyOrder(t *testing.T) {
+	src := newMachine(t, false)
+	for _, e := range randomEvents(7, 300) {
+		apply(src, e)
+	}
+	snap := src.Snapshot(nil)
+	tests := []struct {
+		name    string
+		reorder func([]string) []string
+		wantErr error
+	}{
+		{"in order", func(k []string) []string { return k }, nil},
+		{"first two swapped", func(k []string) []string {
+			k[0], k[1] = k[1], k[0]
+			return k
+		}, core.ErrCorrupt},
+		{"last two swapped", func(k []string) []string {
+			k[len(k)-2], k[len(k)-1] = k[len(k)-1], k[len(k)-2]
+			return k
+		}, core.ErrCorrupt},
+		{"reversed", func(k []string) []string { slices.Reverse(k); return k }, core.ErrCorrupt},
+		{"one listed twice", func(k []string) []string { return slices.Insert(k, 3, k[3]) }, core.ErrCorrupt},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			bad := core.ReorderSnapshotUsers(snap, tt.reorder)
+			m := newMachine(t, false)
+			s := newSharded(t, 4)
+			for _, e := range randomEvents(8, 50) {
+				apply(m, e)
+				apply(s, e)
+			}
+			for _, r := range []interface {
+				Restore([]byte) error
+				AppendState([]byte) []byte
+			}{m, s} {
+				before := r.AppendState(nil)
+				err := r.Restore(bad)
+				if !errors.Is(err, tt.wantErr) || (tt.wantErr == nil) != (err == nil) {
+					t.Fatalf("%T: Restore = %v, want %v", r, err, tt.wantErr)
+				}
+				if tt.wantErr != nil && !bytes.Equal(before, r.AppendState(nil)) {
+					t.Fatalf("%T: a refused Restore changed the state", r)
+				}
+			}
+			if tt.wantErr == nil && !bytes.Equal(m.Snapshot(nil), snap) {
+				t.Error("the users in order did not restore to the same snapshot")
+			}
+		})
 	}
 }

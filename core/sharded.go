@@ -26,6 +26,7 @@ type Sharded struct {
 	journalFn func(records [][]byte) error // see SetJournal
 	snapMu    sync.Mutex                   // one SnapshotCut at a time
 	snapUser  int                          // bytes per user of the last snapshot; under snapMu
+	snapParts []shardPart                  // each shard's copy buffers, kept for the next snapshot; under snapMu
 }
 
 // shardsPerProc is how many shards NewSharded makes per GOMAXPROCS
