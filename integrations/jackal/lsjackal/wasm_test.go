@@ -22,18 +22,8 @@ func TestWASMEngineFacts(t *testing.T) {
 	if testing.Short() {
 		t.Skip("compiles the WebAssembly module")
 	}
-	fake := newFake()
-	auth := NewAuthorizer(fake, log.NewNopLogger())
-	domains := []string{"capulet.lit"}
-	native, err := core.NewSharded(core.Config{Served: domains, Auth: auth}, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
 	dir := t.TempDir()
-	w, err := OpenWASM(context.Background(), core.Config{Served: domains}, auth, dir, log.NewNopLogger())
-	if err != nil {
-		t.Fatal(err)
-	}
+	fake, auth, native, w := twoEngines(t, dir)
 	now, _ := clock.Parse("2012-09-11T10:00:00Z")
 	juliet := stanza.MustParse("juliet@capulet.lit/balcony")
 	nurse := stanza.MustParse("nurse@capulet.lit/kitchen")
@@ -84,7 +74,7 @@ func TestWASMEngineFacts(t *testing.T) {
 	// The store reopens, and the restart rule takes juliet offline,
 	// stamped with the last change: her first presence (the second one
 	// repeated it and changed nothing).
-	w2, err := OpenWASM(context.Background(), core.Config{Served: domains}, auth, dir, log.NewNopLogger())
+	w2, err := OpenWASM(context.Background(), core.Config{Served: []string{"capulet.lit"}}, auth, dir, log.NewNopLogger())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -105,17 +95,7 @@ func TestWASMEngineRefusedClearsFacts(t *testing.T) {
 	if testing.Short() {
 		t.Skip("compiles the WebAssembly module")
 	}
-	fake := newFake()
-	auth := NewAuthorizer(fake, log.NewNopLogger())
-	domains := []string{"capulet.lit"}
-	native, err := core.NewSharded(core.Config{Served: domains, Auth: auth}, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	w, err := OpenWASM(context.Background(), core.Config{Served: domains}, auth, t.TempDir(), log.NewNopLogger())
-	if err != nil {
-		t.Fatal(err)
-	}
+	fake, _, native, w := twoEngines(t, t.TempDir())
 	defer w.Shutdown()
 	now, _ := clock.Parse("2012-09-11T10:00:00Z")
 	bad := []byte(`<iq type='get' from='paris@verona.lit/x' to='juliet@capulet.lit' id='bad'><query xmlns='jabber:iq:last'/><extra/></iq>`)
@@ -136,4 +116,22 @@ func TestWASMEngineRefusedClearsFacts(t *testing.T) {
 	if len(want) != 1 || !bytes.Contains(want[0].Stanza, []byte("unsubscribed")) {
 		t.Errorf("native engine: want one unsubscribed, got %v", want)
 	}
+}
+
+// twoEngines makes the native engine and a WASM engine (its store in dir)
+// over one Authorizer backed by a fresh fake storage, serving capulet.lit.
+func twoEngines(t *testing.T, dir string) (*fakeStorage, *Authorizer, *core.Sharded, *WASMEngine) {
+	t.Helper()
+	fake := newFake()
+	auth := NewAuthorizer(fake, log.NewNopLogger())
+	domains := []string{"capulet.lit"}
+	native, err := core.NewSharded(core.Config{Served: domains, Auth: auth}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := OpenWASM(context.Background(), core.Config{Served: domains}, auth, dir, log.NewNopLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fake, auth, native, w
 }
