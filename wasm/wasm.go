@@ -24,4 +24,4 @@ var Module []byte
 
 // ABIVersion is the ABI version this package's Module implements: what its
 // lastseen_abi_version export returns.
-const ABIVersion = 2
+const ABIVersion = 3

@@ -2,6 +2,7 @@ package wasm_test
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"regexp"
@@ -54,20 +55,46 @@ func TestModuleMatchesABIDoc(t *testing.T) {
 	for _, m := range regexp.MustCompile("`([a-z_]+)`").FindAllStringSubmatch(section2, -1) {
 		documented[m[1]] = true
 	}
+	// Section 5's host import table names the lastseen imports (version 3),
+	// with their signatures.
+	hostImports := string(doc)[strings.Index(string(doc), "### Facts from the host"):]
+	var fromHost []string
 	for _, f := range compiled.ImportedFunctions() {
 		mod, name, _ := f.Import()
-		if mod != "wasi_snapshot_preview1" {
-			t.Errorf("import %s.%s: the module must import nothing but WASI", mod, name)
+		switch mod {
+		case "wasi_snapshot_preview1":
+			if !documented[name] {
+				t.Errorf("import %s is not in ABI.md's WASI table", name)
+			}
+		case "lastseen":
+			fromHost = append(fromHost, name)
+			sig := fmt.Sprintf("| `%s` | `(%s) -> %s` |", name, strings.Repeat("i32, ", len(f.ParamTypes())-1)+"i32", "i32")
+			if len(f.ResultTypes()) != 1 || !strings.Contains(hostImports, sig) {
+				t.Errorf("import lastseen.%s (%d params, %d results) is not in ABI.md's host import table as %s", name, len(f.ParamTypes()), len(f.ResultTypes()), sig)
+			}
+		default:
+			t.Errorf("import %s.%s: the module must import nothing but WASI and lastseen", mod, name)
 		}
-		if !documented[name] {
-			t.Errorf("import %s is not in ABI.md's WASI table", name)
-		}
+	}
+	slices.Sort(fromHost)
+	if want := []string{"blocks", "probe_facts", "subscribers"}; !slices.Equal(fromHost, want) {
+		t.Errorf("lastseen imports %v, want %v", fromHost, want)
 	}
 	if len(compiled.ImportedMemories()) != 0 {
 		t.Error("the module imports a memory")
 	}
 
 	wasi_snapshot_preview1.MustInstantiate(ctx, r)
+	// With option 9 off the guest never calls these; the module needs them
+	// to instantiate.
+	never := func(context.Context, int32, int32, int32, int32) int32 { panic("lastseen import called") }
+	if _, err := r.NewHostModuleBuilder("lastseen").
+		NewFunctionBuilder().WithFunc(never).Export("probe_facts").
+		NewFunctionBuilder().WithFunc(never).Export("blocks").
+		NewFunctionBuilder().WithFunc(never).Export("subscribers").
+		Instantiate(ctx); err != nil {
+		t.Fatal(err)
+	}
 	mod, err := r.InstantiateModule(ctx, compiled, wazero.NewModuleConfig().WithStartFunctions("_initialize").WithSysNanotime().WithSysWalltime())
 	if err != nil {
 		t.Fatal(err)

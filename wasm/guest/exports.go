@@ -29,7 +29,47 @@ func publish() {
 	ctrl[7] = 0
 }
 
-func init() { publish() }
+func init() {
+	g.host = wasmHost{}
+	publish()
+}
+
+// The `lastseen` imports (ABI.md section 5, "Facts from the host"). A
+// string goes as its address and length in the guest's memory; the host
+// reads it during the call and must not keep the address.
+
+//go:wasmimport lastseen probe_facts
+func importProbeFacts(owner unsafe.Pointer, ownerLen uint32, prober unsafe.Pointer, proberLen uint32) int32
+
+//go:wasmimport lastseen blocks
+func importBlocks(owner unsafe.Pointer, ownerLen uint32, jid unsafe.Pointer, jidLen uint32) int32
+
+//go:wasmimport lastseen subscribers
+func importSubscribers(owner unsafe.Pointer, ownerLen uint32, buf unsafe.Pointer, bufCap uint32) int32
+
+// wasmHost is the host behind the imports.
+type wasmHost struct{}
+
+func strArg(s string) (unsafe.Pointer, uint32) {
+	return unsafe.Pointer(unsafe.StringData(s)), uint32(len(s))
+}
+
+func (wasmHost) probeFacts(owner, prober string) int32 {
+	op, ol := strArg(owner)
+	pp, pl := strArg(prober)
+	return importProbeFacts(op, ol, pp, pl)
+}
+
+func (wasmHost) blocks(owner, jid string) int32 {
+	op, ol := strArg(owner)
+	jp, jl := strArg(jid)
+	return importBlocks(op, ol, jp, jl)
+}
+
+func (wasmHost) subscribers(owner string, buf []byte) int32 {
+	op, ol := strArg(owner)
+	return importSubscribers(op, ol, unsafe.Pointer(unsafe.SliceData(buf)), uint32(len(buf)))
+}
 
 //go:wasmexport lastseen_abi_version
 func exportABIVersion() int32 { return abiVersion }

@@ -23,7 +23,7 @@ func main() {} // a reactor: the host calls _initialize, never _start
 
 // abiVersion is returned by lastseen_abi_version. It changes whenever a
 // host written for the previous version could misread the guest.
-const abiVersion = 2
+const abiVersion = 3
 
 // Statuses returned by lastseen_step and lastseen_reserve.
 const (
@@ -76,6 +76,7 @@ const (
 	codeTooManyEntities  = 16
 	codeTooManyResources = 17
 	codeCorrupt          = 18
+	codeHost             = 19 // the host failed to answer an import (option 9)
 	codeNoMachine        = 32 // an event other than config before the first config
 	codePanic            = 33 // the guest panicked handling the event
 	codeOther            = 34 // an error of no known class
@@ -125,8 +126,9 @@ const (
 
 // configOpts is the number of i64 options a config event may carry, in
 // this order: probe burst, probe period (ns), max entities, max resources,
-// max stanza bytes, max depth, max attributes, journal (non-zero: on).
-const configOpts = 8
+// max stanza bytes, max depth, max attributes, journal (non-zero: on),
+// facts from the host (non-zero: on; version 3).
+const configOpts = 9
 
 // guest is the state behind the exports.
 type guest struct {
@@ -139,6 +141,14 @@ type guest struct {
 	jids     map[string]stanza.JID // parsed JIDs by their input text
 	inDef    []byte
 	outDef   []byte
+
+	// Facts from the host (option 9): the machine's Authorizer is
+	// hostAuth, which asks host.
+	host      host
+	hostFacts bool
+	hostErr   error        // set by hostAuth when the host failed during the current event
+	subs      []stanza.JID // the subscribers of the current up or down
+	subBuf    []byte       // where the host writes them
 }
 
 func newGuest(inDef, outDef []byte) *guest {
@@ -204,7 +214,13 @@ func (g *guest) run(ev *event) (ok bool) {
 			ok = false
 		}
 	}()
+	g.hostErr = nil
 	outs, data, err := g.apply(ev)
+	if g.hostErr != nil {
+		// The machine went on with "blocked and hidden" answers, so its
+		// outputs reveal nothing, but they are not the answer: refuse.
+		err = g.hostErr
+	}
 	if err != nil {
 		g.writeErr(ev.op, err)
 	} else {
@@ -233,6 +249,11 @@ func (g *guest) apply(ev *event) ([]core.Output, []byte, error) {
 		j, err := g.jid(ev.a)
 		if err != nil {
 			return nil, nil, &core.InputError{Event: event, Err: err}
+		}
+		if g.hostFacts && (ev.op == opUp || ev.op == opDown) {
+			if err := g.fetchSubscribers(event, j); err != nil {
+				return nil, nil, err
+			}
 		}
 		var outs []core.Output
 		switch ev.op {
@@ -311,7 +332,16 @@ func (g *guest) config(ev *event) error {
 		served[i] = string(s)
 	}
 	o := ev.nums
+	hostFacts := o[8] != 0
+	var auth core.Authorizer
+	if hostFacts {
+		if g.host == nil {
+			return fmt.Errorf("%w: this build of the guest has no host imports", core.ErrConfig)
+		}
+		auth = hostAuth{g}
+	}
 	m, err := core.New(core.Config{
+		Auth:         auth,
 		Served:       served,
 		ProbeLimit:   core.RateLimit{Burst: int(o[0]), Per: time.Duration(o[1])},
 		MaxEntities:  int(o[2]),
@@ -322,7 +352,7 @@ func (g *guest) config(ev *event) error {
 	if err != nil {
 		return err
 	}
-	g.m, g.journal = m, o[7] != 0
+	g.m, g.journal, g.hostFacts = m, o[7] != 0, hostFacts
 	return nil
 }
 
@@ -408,6 +438,8 @@ func classify(err error) byte {
 		return codeNoMachine
 	case errors.As(err, new(*panicError)):
 		return codePanic
+	case errors.As(err, new(*errHost)):
+		return codeHost
 	}
 	for _, s := range sentinels {
 		if errors.Is(err, s.err) {

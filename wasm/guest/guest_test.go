@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"encoding/binary"
 	"testing"
+
+	"github.com/lastseen-xmpp/lastseen/core"
+	"github.com/lastseen-xmpp/lastseen/stanza"
 )
 
 type enc struct{ b []byte }
@@ -247,3 +250,228 @@ func TestJournal(t *testing.T) {
 		t.Fatalf("a probe must carry no records: %q", out)
 	}
 }
+
+// fakeHost answers the imports from a core.MemoryAuth, listing subscribers
+// in reverse order and twice each, so that the guest's sort and dedup are
+// exercised. fail makes every answer a failure; calls counts them.
+type fakeHost struct {
+	auth  *core.MemoryAuth
+	fail  bool
+	calls int
+}
+
+func (h *fakeHost) answer(ok bool, v int32) int32 {
+	h.calls++
+	if h.fail {
+		return hostFailed
+	}
+	if ok {
+		return v
+	}
+	return 0
+}
+
+func (h *fakeHost) probeFacts(owner, prober string) int32 {
+	b, s, hd := h.auth.ProbeFacts(stanza.MustParse(owner), stanza.MustParse(prober))
+	v := int32(s) << 1
+	if b {
+		v |= 1
+	}
+	if hd {
+		v |= 8
+	}
+	return h.answer(true, v)
+}
+
+func (h *fakeHost) blocks(owner, jid string) int32 {
+	return h.answer(h.auth.Blocks(stanza.MustParse(owner), stanza.MustParse(jid)), 1)
+}
+
+func (h *fakeHost) subscribers(owner string, buf []byte) int32 {
+	var list []byte
+	h.auth.Subscribers(stanza.MustParse(owner), func(c stanza.JID) bool {
+		for range 2 {
+			list = binary.LittleEndian.AppendUint32(list, uint32(len(c.String())))
+			list = append(list, c.String()...)
+		}
+		return true
+	})
+	var rev []byte // the records in reverse order
+	for len(list) > 0 {
+		n := 4 + int(binary.LittleEndian.Uint32(list))
+		rev = append(append([]byte(nil), list[:n]...), rev...)
+		list = list[n:]
+	}
+	if len(rev) <= len(buf) {
+		copy(buf, rev)
+	}
+	return h.answer(true, int32(len(rev)))
+}
+
+// TestFactsFromHost runs the same events on a guest that gets its facts as
+// events and on one that asks a host holding the same facts: every result
+// is the same bytes, facts events excepted (refused: NO_FACT_STORE). A
+// failing host refuses the events that need it (HOST), emits nothing and
+// leaves the state as it was.
+func TestFactsFromHost(t *testing.T) {
+	config := func(fromHost int64) []byte {
+		var e enc
+		e.u8(opConfig)
+		e.u32(2)
+		e.str("montague.com")
+		e.str("chat.montague.com")
+		e.u32(9)
+		for range 8 {
+			e.i64(0)
+		}
+		e.i64(fromHost)
+		return e.b
+	}
+	run := func(g *guest, b []byte) []byte {
+		t.Helper()
+		copy(g.in, b)
+		if s := g.step(len(b)); s != statusOK {
+			t.Fatalf("status %d: %q", s, g.out)
+		}
+		return append([]byte(nil), g.out...)
+	}
+	h := &fakeHost{auth: core.NewMemoryAuth()}
+	facts := func(owner, contact string, sub core.Subscription) {
+		h.auth.SetSubscription(stanza.MustParse(owner), stanza.MustParse(contact), sub)
+	}
+	facts("romeo@montague.com", "juliet@capulet.com", core.SubBoth)
+	facts("chat.montague.com", "nurse@capulet.com", core.SubFrom)
+	facts("chat.montague.com", "juliet@capulet.com", core.SubBoth)
+	facts("chat.montague.com", "tybalt@capulet.com", core.SubBoth)
+	facts("chat.montague.com", "paris@verona.lit", core.SubTo)
+	h.auth.SetBlocked(stanza.MustParse("chat.montague.com"), stanza.MustParse("tybalt@capulet.com"), true)
+	h.auth.SetBlocked(stanza.MustParse("romeo@montague.com"), stanza.MustParse("tybalt@capulet.com/x"), true)
+	h.auth.SetHidden(stanza.MustParse("benvolio@montague.com"), true)
+
+	byEvents, byHost := newTestGuest(), newTestGuest()
+	byHost.host = h
+	run(byHost, config(1))
+	var e enc
+	e.b = config(0)
+	for _, f := range []struct {
+		o, c string
+		s    byte
+	}{
+		{"romeo@montague.com", "juliet@capulet.com", 3},
+		{"chat.montague.com", "nurse@capulet.com", 2},
+		{"chat.montague.com", "juliet@capulet.com", 3},
+		{"chat.montague.com", "tybalt@capulet.com", 3},
+		{"chat.montague.com", "paris@verona.lit", 1},
+	} {
+		e.u8(opRoster)
+		e.str(f.o)
+		e.str(f.c)
+		e.u8(f.s)
+	}
+	for _, b := range [][2]string{{"chat.montague.com", "tybalt@capulet.com"}, {"romeo@montague.com", "tybalt@capulet.com/x"}} {
+		e.u8(opBlock)
+		e.str(b[0])
+		e.str(b[1])
+		e.u8(1)
+	}
+	e.u8(opHide)
+	e.str("benvolio@montague.com")
+	e.u8(1)
+	run(byEvents, e.b)
+
+	events := []func(e *enc){
+		func(e *enc) {
+			e.u8(opClient)
+			e.i64(1)
+			e.str("romeo@montague.com/balcony")
+			e.str("<presence><status>hi</status></presence>")
+		},
+		func(e *enc) {
+			e.u8(opClient)
+			e.i64(2)
+			e.str("benvolio@montague.com/b")
+			e.str("<presence/>")
+		},
+		func(e *enc) {
+			e.u8(opClose)
+			e.i64(3)
+			e.str("benvolio@montague.com/b")
+		},
+	}
+	for _, prober := range []string{"juliet@capulet.com/c", "tybalt@capulet.com/x", "tybalt@capulet.com/y", "nurse@capulet.com/n"} {
+		for _, owner := range []string{"romeo@montague.com", "benvolio@montague.com"} {
+			events = append(events, func(e *enc) {
+				e.u8(opServer)
+				e.i64(4)
+				e.str("<presence from='" + prober + "' to='" + owner + "' type='probe' id='p'/>")
+			}, func(e *enc) {
+				e.u8(opServer)
+				e.i64(5)
+				e.str("<iq from='" + prober + "' to='" + owner + "' type='get' id='q'><query xmlns='jabber:iq:last'/></iq>")
+			})
+		}
+	}
+	events = append(events,
+		func(e *enc) {
+			e.u8(opClient)
+			e.i64(6)
+			e.str("romeo@montague.com/balcony")
+			e.str("<presence type='probe' to='juliet@capulet.com'/>")
+		},
+		func(e *enc) { e.u8(opUp); e.i64(7); e.str("chat.montague.com") },
+		func(e *enc) { e.u8(opDown); e.i64(8); e.str("chat.montague.com") },
+		func(e *enc) { e.u8(opUp); e.i64(9); e.str("romeo@montague.com") },
+		func(e *enc) { e.u8(opState) },
+	)
+	for i, ev := range events {
+		var e enc
+		ev(&e)
+		want, got := run(byEvents, e.b), run(byHost, e.b)
+		if !bytes.Equal(want, got) {
+			t.Errorf("event %d (op %d): facts from the host gave\n%q\nfacts as events gave\n%q", i, e.b[0], got, want)
+		}
+	}
+	if h.calls == 0 {
+		t.Fatal("the host was never asked")
+	}
+	if !bytes.Contains(run(byHost, func() []byte { var e enc; events[len(events)-4](&e); return e.b }()), []byte("nurse@capulet.com")) {
+		t.Error("up did not announce to the host's subscriber")
+	}
+
+	// Facts events are refused: the machine keeps none.
+	e = enc{}
+	e.u8(opHide)
+	e.str("romeo@montague.com")
+	e.u8(1)
+	if out := run(byHost, e.b); out[0] != codeNoFactStore {
+		t.Errorf("hide with facts from the host: result %q, want code %d", out, codeNoFactStore)
+	}
+
+	// A failing host: HOST, nothing emitted, the state unchanged.
+	before := byHost.m.AppendState(nil)
+	h.fail = true
+	for _, ev := range []func(e *enc){events[3], events[4], events[len(events)-4], events[len(events)-3]} {
+		e = enc{}
+		ev(&e)
+		out := run(byHost, e.b)
+		if out[0] != codeHost || out[1] != 0 {
+			t.Errorf("op %d with a failing host: result %q, want code %d", e.b[0], out, codeHost)
+		}
+	}
+	if after := byHost.m.AppendState(nil); !bytes.Equal(before, after) {
+		t.Error("events refused for the host's failure changed the state")
+	}
+	// And with no lister, up is refused as the native library refuses it.
+	h.fail = false
+	nl := &unlisted{h}
+	byHost.host = nl
+	e = enc{}
+	events[len(events)-4](&e)
+	if out := run(byHost, e.b); out[0] != codeBadInput || !bytes.Contains(out, []byte(core.ErrNoSubscriberLister.Error())) {
+		t.Errorf("up with no lister: %q", out)
+	}
+}
+
+type unlisted struct{ *fakeHost }
+
+func (unlisted) subscribers(string, []byte) int32 { return noLister }
