@@ -10,9 +10,9 @@ import (
 	"github.com/lastseen-xmpp/lastseen/stanza"
 )
 
-// The wire format of ../../wasm/ABI.md, version 2.
+// The wire format of ../../wasm/ABI.md, version 3.
 
-const abiVersion = 2
+const abiVersion = 3
 
 // Step statuses.
 const (
@@ -74,6 +74,7 @@ const (
 	codeTooManyEntities  = 16
 	codeTooManyResources = 17
 	codeCorrupt          = 18
+	codeHost             = 19
 	codeNoMachine        = 32
 	codePanic            = 33
 	codeOther            = 34
@@ -121,6 +122,8 @@ func sentinel(code byte) error {
 		return ErrNoMachine
 	case codePanic:
 		return ErrGuestPanic
+	case codeHost:
+		return ErrAuthorizer
 	}
 	return nil
 }
@@ -145,6 +148,12 @@ var (
 	ErrABI = errors.New("lastseen wasm: ABI mismatch")
 	// ErrReleased means the engine was released.
 	ErrReleased = errors.New("lastseen wasm: engine released")
+	// ErrAuthorizer means Config.Auth panicked while the guest asked it a
+	// question (ABI version 3, code 19 HOST): the event was refused and
+	// emitted nothing. The error wraps the panic's value when it is an
+	// error, and the machine goes on; only a client probe's rate-limit
+	// token may have been spent.
+	ErrAuthorizer = errors.New("lastseen wasm: the Authorizer failed")
 )
 
 // guestError is a reason the guest reported, rebuilt so that its text is
@@ -183,6 +192,7 @@ func (w *encoder) config(cfg *core.Config) {
 		int64(cfg.MaxEntities), int64(cfg.MaxResources),
 		int64(cfg.Limits.MaxBytes), int64(cfg.Limits.MaxDepth), int64(cfg.Limits.MaxAttrs),
 		int64(flag(cfg.Journal)),
+		int64(flag(cfg.Auth != nil)), // facts from the host (version 3)
 	}
 	w.u32(uint32(len(opts)))
 	for _, o := range opts {

@@ -83,6 +83,10 @@ func NewRuntime(ctx context.Context, rc RuntimeConfig) (*Runtime, error) {
 		r.Close(ctx)
 		return nil, err
 	}
+	if err := instantiateHostImports(ctx, r); err != nil {
+		r.Close(ctx)
+		return nil, err
+	}
 	mod := rc.Module
 	if mod == nil {
 		mod = wasm.Module
@@ -128,17 +132,30 @@ type Engine struct {
 	records  [][]byte // of the last client, server, close, up or down call
 	err      error    // set when the engine cannot run any more
 	starting bool     // configuring a fresh instance: a trap now is final
+
+	// Facts from the host (Config.Auth set): what the imports need.
+	hostErrs []error               // Authorizer failures of the running step, in order
+	jids     map[string]stanza.JID // parsed import arguments
+	subs     []byte                // the subscriber list being written
 }
 
-// New returns an Engine for cfg. The guest keeps roster, blocking and
-// opt-out facts itself (they arrive as events: SetRoster, SetBlock,
-// SetHidden), so cfg.Auth must be nil.
+// New returns an Engine for cfg.
+//
+// With cfg.Auth nil the guest keeps the roster, blocking and opt-out facts
+// itself: they arrive as events (SetRoster, SetBlock, SetHidden), as with
+// core's default MemoryAuth. With cfg.Auth set the facts are the host's
+// (ABI version 3, "Facts from the host"): the guest asks cfg.Auth when the
+// machine needs a fact, exactly as core.Machine asks its Authorizer, and
+// SetRoster, SetBlock and SetHidden are refused with core.ErrNoFactStore.
+// cfg.Auth is then called with the Engine's mutex held, from inside the
+// guest: it must not call the Engine (it would deadlock), and if it
+// panics the event is refused with an error matching ErrAuthorizer. Up and
+// Down need it to be a core.SubscriberLister, as core.Machine does.
 func (rt *Runtime) New(ctx context.Context, cfg core.Config) (*Engine, error) {
-	if cfg.Auth != nil {
-		return nil, fmt.Errorf("%w: the wasm engine keeps facts itself: Config.Auth must be nil", core.ErrConfig)
-	}
 	cfg.Served = append([]string(nil), cfg.Served...)
-	e := &Engine{rt: rt, cfg: cfg, ctx: context.WithoutCancel(ctx), served: make(map[string]struct{})}
+	e := &Engine{rt: rt, cfg: cfg, served: make(map[string]struct{}), jids: make(map[string]stanza.JID)}
+	// The imports find the Engine through the context of the call.
+	e.ctx = context.WithValue(context.WithoutCancel(ctx), engineKey{}, e)
 	if err := e.start(); err != nil {
 		return nil, err
 	}
@@ -246,6 +263,7 @@ func (e *Engine) run(rs []Result) ([]Result, error) {
 	if !e.mem.Write(e.word(ctrlInPtr), in) {
 		return rs, fmt.Errorf("%w: input buffer out of bounds", ErrABI)
 	}
+	e.hostErrs = e.hostErrs[:0]
 	out, n, status, err := e.call(len(in))
 	if err != nil {
 		return rs, e.trapped(err)
@@ -257,6 +275,10 @@ func (e *Engine) run(rs []Result) ([]Result, error) {
 		outs, data, rerr := d.result(nil)
 		if d.bad {
 			return rs, fmt.Errorf("%w: malformed result record", ErrABI)
+		}
+		if errors.Is(rerr, ErrAuthorizer) && len(e.hostErrs) > 0 {
+			// The guest names the import; the host has the reason.
+			rerr, e.hostErrs = e.hostErrs[0], e.hostErrs[1:]
 		}
 		rs = append(rs, Result{Outputs: outs, State: data, Err: rerr})
 	}

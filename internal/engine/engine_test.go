@@ -111,6 +111,7 @@ func engineList(t testing.TB) []namedFactory {
 	list := []namedFactory{
 		{"native", func(testing.TB) scenario.Factory { return Native() }},
 		{"wazero", func(testing.TB) scenario.Factory { return Wazero() }},
+		{"wazero-hostfacts", func(testing.TB) scenario.Factory { return WazeroHostFacts() }},
 	}
 	for _, h := range hostEngines {
 		f, err := h.start()

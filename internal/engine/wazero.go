@@ -9,6 +9,7 @@ import (
 	wazerohost "github.com/lastseen-xmpp/lastseen/bindings/go"
 	"github.com/lastseen-xmpp/lastseen/core"
 	"github.com/lastseen-xmpp/lastseen/internal/scenario"
+	"github.com/lastseen-xmpp/lastseen/stanza"
 )
 
 var (
@@ -50,4 +51,49 @@ func Wazero() scenario.Factory {
 		}
 		return &hosted{m: e, release: func() error { return e.Release(context.Background()) }}, nil
 	}
+}
+
+// WazeroHostFacts is Wazero with the facts from the host (ABI version 3):
+// the engine's Config.Auth is a core.MemoryAuth that the script's roster,
+// block and hide lines fill, and the guest asks it through the lastseen
+// imports whenever the machine needs a fact. It must give the bytes of
+// every other engine, which get the same facts as events.
+func WazeroHostFacts() scenario.Factory {
+	return func(served []string) (scenario.Engine, error) {
+		rt, err := wazeroRuntime()
+		if err != nil {
+			return nil, err
+		}
+		auth := core.NewMemoryAuth()
+		// A machine over the same MemoryAuth takes the script's facts, so
+		// that a fact line is checked and refused as the native engine
+		// refuses it; the engine only reads them.
+		facts, err := core.New(core.Config{Served: served, Auth: auth})
+		if err != nil {
+			return nil, err
+		}
+		e, err := rt.New(context.Background(), core.Config{Served: served, Auth: auth})
+		if err != nil {
+			return nil, err
+		}
+		return &hosted{m: factsBy{e, facts}, release: func() error { return e.Release(context.Background()) }}, nil
+	}
+}
+
+// factsBy is an Engine whose facts another machine takes.
+type factsBy struct {
+	*wazerohost.Engine
+	facts *core.Machine
+}
+
+func (f factsBy) SetRoster(owner, contact stanza.JID, sub core.Subscription) error {
+	return f.facts.SetRoster(owner, contact, sub)
+}
+
+func (f factsBy) SetBlock(owner, jid stanza.JID, blocked bool) error {
+	return f.facts.SetBlock(owner, jid, blocked)
+}
+
+func (f factsBy) SetHidden(owner stanza.JID, hidden bool) error {
+	return f.facts.SetHidden(owner, hidden)
 }

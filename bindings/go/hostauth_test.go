@@ -1,0 +1,200 @@
+package wazerohost_test
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	wazerohost "github.com/lastseen-xmpp/lastseen/bindings/go"
+	"github.com/lastseen-xmpp/lastseen/core"
+	"github.com/lastseen-xmpp/lastseen/stanza"
+)
+
+// failingAuth is a MemoryAuth that panics with errStorage whenever it is
+// asked about fail, as a host whose storage is down would.
+type failingAuth struct {
+	*core.MemoryAuth
+	fail string
+}
+
+var errStorage = errors.New("roster storage unreachable")
+
+func (a failingAuth) check(owner stanza.JID) {
+	if owner.String() == a.fail {
+		panic(errStorage)
+	}
+}
+
+func (a failingAuth) ProbeFacts(owner, prober stanza.JID) (bool, core.Subscription, bool) {
+	a.check(owner)
+	return a.MemoryAuth.ProbeFacts(owner, prober)
+}
+
+func (a failingAuth) Blocks(owner, jid stanza.JID) bool {
+	a.check(owner)
+	return a.MemoryAuth.Blocks(owner, jid)
+}
+
+func (a failingAuth) Subscribers(owner stanza.JID, yield func(stanza.JID) bool) {
+	a.check(owner)
+	a.MemoryAuth.Subscribers(owner, yield)
+}
+
+// plainAuth hides every method but Authorizer's: no ProbeFacts, no
+// Subscribers.
+type plainAuth struct{ core.Authorizer }
+
+func authFacts() *core.MemoryAuth {
+	a := core.NewMemoryAuth()
+	chat := stanza.MustParse("chat.montague.com")
+	a.SetSubscription(romeoB, juliet, core.SubBoth)
+	a.SetSubscription(chat, stanza.MustParse("nurse@capulet.com"), core.SubFrom)
+	a.SetSubscription(chat, juliet, core.SubBoth)
+	a.SetSubscription(chat, stanza.MustParse("tybalt@capulet.com"), core.SubBoth)
+	a.SetBlocked(chat, stanza.MustParse("capulet.com/x"), true)
+	a.SetBlocked(chat, stanza.MustParse("tybalt@capulet.com"), true)
+	a.SetBlocked(romeoB, stanza.MustParse("tybalt@capulet.com"), true)
+	a.SetHidden(stanza.MustParse("benvolio@montague.com"), true)
+	return a
+}
+
+type authCall struct {
+	name string
+	run  func(m machine) ([]core.Output, error)
+}
+
+func hostFactsCalls() []authCall {
+	probe := func(from, to string) func(m machine) ([]core.Output, error) {
+		return func(m machine) ([]core.Output, error) {
+			return m.Server(t0+3, fmt.Appendf(nil, "<presence from='%s' to='%s' type='probe' id='p'/>", from, to))
+		}
+	}
+	return []authCall{
+		{"romeo online", func(m machine) ([]core.Output, error) { return m.Client(t0, romeo, onlineS) }},
+		{"benvolio online", func(m machine) ([]core.Output, error) {
+			return m.Client(t0+1, stanza.MustParse("benvolio@montague.com/b"), []byte("<presence/>"))
+		}},
+		{"benvolio gone", func(m machine) ([]core.Output, error) {
+			return m.Close(t0+2, stanza.MustParse("benvolio@montague.com/b"))
+		}},
+		{"juliet probes romeo", probe("juliet@capulet.com/c", "romeo@montague.com")},
+		{"tybalt probes romeo", probe("tybalt@capulet.com/t", "romeo@montague.com")},
+		{"nurse probes romeo", probe("nurse@capulet.com/n", "romeo@montague.com")},
+		{"juliet probes benvolio", probe("juliet@capulet.com/c", "benvolio@montague.com")},
+		{"juliet asks romeo's last activity", func(m machine) ([]core.Output, error) {
+			return m.Server(t0+4, []byte("<iq from='juliet@capulet.com/c' to='romeo@montague.com' type='get' id='q'><query xmlns='jabber:iq:last'/></iq>"))
+		}},
+		{"romeo probes tybalt", func(m machine) ([]core.Output, error) {
+			return m.Client(t0+5, romeo, []byte("<presence type='probe' to='tybalt@capulet.com'/>"))
+		}},
+		{"chat up", func(m machine) ([]core.Output, error) { return m.Up(t0+6, stanza.MustParse("chat.montague.com")) }},
+		{"chat down", func(m machine) ([]core.Output, error) { return m.Down(t0+7, stanza.MustParse("chat.montague.com")) }},
+	}
+}
+
+// TestAuthorizerAnswers runs the same calls on core.Machine and on an
+// Engine whose facts come from the host (ABI version 3) through the same
+// Authorizer: the outputs, errors and state are the same bytes.
+func TestAuthorizerAnswers(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		auth core.Authorizer
+	}{
+		{"MemoryAuth", authFacts()},
+		{"plain Authorizer", plainAuth{authFacts()}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := core.Config{Served: []string{"montague.com", "chat.montague.com"}, Auth: tc.auth}
+			native, err := core.New(cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			wasm := newEngine(t, cfg)
+			announced := 0
+			for _, c := range hostFactsCalls() {
+				nOut, nErr := c.run(native)
+				nOut = cloneOutputs(nOut)
+				wOut, wErr := c.run(wasm)
+				if errText(nErr) != errText(wErr) {
+					t.Fatalf("%s: error: core %v, wasm %v", c.name, nErr, wErr)
+				}
+				if d := cmp.Diff(outputStrings(nOut), outputStrings(wOut)); d != "" {
+					t.Fatalf("%s: outputs (-core +wasm):\n%s", c.name, d)
+				}
+				if c.name == "chat up" {
+					announced = len(wOut)
+				}
+				if ns, ws := native.AppendState(nil), wasm.AppendState(nil); !bytes.Equal(ns, ws) {
+					t.Fatalf("%s: state differs", c.name)
+				}
+			}
+			// A plain Authorizer cannot list subscribers: both refuse up.
+			if _, ok := tc.auth.(core.SubscriberLister); ok && announced != 2 {
+				t.Errorf("chat up announced to %d subscribers, want 2 (nurse and juliet)", announced)
+			}
+			// The facts are the host's: the engine keeps none.
+			if err := wasm.SetRoster(romeoB, juliet, core.SubNone); !errors.Is(err, core.ErrNoFactStore) {
+				t.Errorf("SetRoster with facts from the host: %v, want core.ErrNoFactStore", err)
+			}
+		})
+	}
+}
+
+// TestAuthorizerPanics checks that a panicking Authorizer refuses the call
+// that needed it with an error wrapping the panic, emits nothing, leaves
+// the state alone, and that the engine goes on.
+func TestAuthorizerPanics(t *testing.T) {
+	auth := failingAuth{MemoryAuth: authFacts(), fail: "romeo@montague.com"}
+	wasm := newEngine(t, core.Config{Served: []string{"montague.com", "chat.montague.com"}, Auth: auth})
+	if _, err := wasm.Client(t0, romeo, onlineS); err != nil {
+		t.Fatal(err)
+	}
+	before := wasm.AppendState(nil)
+	for _, c := range hostFactsCalls() {
+		if c.name != "juliet probes romeo" && c.name != "juliet asks romeo's last activity" && c.name != "romeo probes tybalt" {
+			continue
+		}
+		out, err := c.run(wasm)
+		if !errors.Is(err, wazerohost.ErrAuthorizer) || !errors.Is(err, errStorage) {
+			t.Errorf("%s: error %v, want ErrAuthorizer wrapping %v", c.name, err, errStorage)
+		}
+		if len(out) != 0 {
+			t.Errorf("%s: %d outputs after a failure", c.name, len(out))
+		}
+	}
+	if !bytes.Equal(before, wasm.AppendState(nil)) {
+		t.Error("refused calls changed the state")
+	}
+	auth.fail = "chat.montague.com"
+	wasm2 := newEngine(t, core.Config{Served: []string{"montague.com", "chat.montague.com"}, Auth: auth})
+	before = wasm2.AppendState(nil)
+	if out, err := wasm2.Up(t0, stanza.MustParse("chat.montague.com")); !errors.Is(err, errStorage) || len(out) != 0 {
+		t.Errorf("up with a failing lister: %d outputs, error %v", len(out), err)
+	}
+	if !bytes.Equal(before, wasm2.AppendState(nil)) {
+		t.Error("a refused up changed the state")
+	}
+	// The machine went on: a probe that needs no failing owner works.
+	if _, err := wasm.Server(t0+10, []byte("<presence from='juliet@capulet.com/c' to='benvolio@montague.com' type='probe'/>")); err != nil {
+		t.Errorf("probe after the failures: %v", err)
+	}
+}
+
+func cloneOutputs(outs []core.Output) []core.Output {
+	c := make([]core.Output, len(outs))
+	for i, o := range outs {
+		c[i] = core.Output{Kind: o.Kind, To: bytes.Clone(o.To), Stanza: bytes.Clone(o.Stanza)}
+	}
+	return c
+}
+
+func outputStrings(outs []core.Output) []string {
+	var s []string
+	for _, o := range outs {
+		s = append(s, fmt.Sprintf("%v %s %s", o.Kind, o.To, o.Stanza))
+	}
+	return s
+}
