@@ -8,6 +8,9 @@
 // decimal strings of nanoseconds.
 //
 //   {"op":"new","served":["d"]}               -> {"ok":true,"id":1}
+//   {"op":"new","served":["d"],"hostFacts":true}: facts from the host (ABI
+//       version 3): roster, block and hide fill a FactTable that the
+//       machine asks; the caller sends them normalised.
 //   {"op":"roster","id":1,"owner":b64,"contact":b64,"sub":"both"}
 //   {"op":"block","id":1,"owner":b64,"jid":b64}
 //   {"op":"hide","id":1,"owner":b64}
@@ -24,9 +27,10 @@
 // Errors: {"ok":false,"error":{"code":"…","message":"…","badInput":true}}.
 
 import { createInterface } from 'node:readline';
-import { Machine } from './index.js';
+import { Machine, FactTable } from './index.js';
 
 const machines = new Map();
+const tables = new Map(); // id -> the FactTable of a hostFacts machine
 const idle = []; // released machines, reused with reset: instantiating costs more
 let next = 1;
 
@@ -37,23 +41,37 @@ const outputs = (outs) => outs.map((o) => ({ kind: o.kind, to: o.to, stanza: b64
 function handle(req) {
   if (req.op === 'new') {
     const id = next++;
+    const options = { served: req.served };
+    if (req.hostFacts) {
+      options.authorizer = new FactTable();
+      tables.set(id, options.authorizer);
+    }
     const reused = idle.pop();
     if (reused) {
       try {
-        reused.reset({ served: req.served });
+        reused.reset(options);
       } catch (e) {
         idle.push(reused);
         throw e;
       }
       machines.set(id, reused);
     } else {
-      machines.set(id, new Machine({ served: req.served }));
+      machines.set(id, new Machine(options));
     }
     return { id };
   }
   const m = machines.get(req.id);
   if (!m) throw new Error(`no machine ${req.id}`);
   const now = req.now === undefined ? 0n : BigInt(req.now);
+  const table = tables.get(req.id);
+  const text = (s) => bytes(s).toString('utf8');
+  if (table) {
+    switch (req.op) {
+      case 'roster': table.setRoster(text(req.owner), text(req.contact), req.sub); return {};
+      case 'block': table.setBlock(text(req.owner), text(req.jid)); return {};
+      case 'hide': table.setHidden(text(req.owner)); return {};
+    }
+  }
   switch (req.op) {
     case 'roster': m.setRoster(bytes(req.owner), bytes(req.contact), req.sub); return {};
     case 'block': m.setBlock(bytes(req.owner), bytes(req.jid)); return {};
@@ -68,7 +86,7 @@ function handle(req) {
     case 'snapshot': return { state: b64(m.snapshot()) };
     case 'restore': m.restore(bytes(req.snapshot)); return {};
     case 'restarted': return { n: m.restarted() };
-    case 'release': machines.delete(req.id); idle.push(m); return {};
+    case 'release': machines.delete(req.id); tables.delete(req.id); idle.push(m); return {};
   }
   throw new Error(`unknown op ${JSON.stringify(req.op)}`);
 }

@@ -2,7 +2,7 @@
 // WebAssembly module (see wasm/ABI.md in the repository).
 
 /** The ABI version this binding speaks. */
-export const ABI_VERSION: 2;
+export const ABI_VERSION: 3;
 
 /** A time: ns since the Unix epoch (bigint), ms since the epoch (number, as Date.now()) or a Date. */
 export type Time = bigint | number | Date;
@@ -42,7 +42,11 @@ export type ErrorCode =
   | 'NOT_PRESENCE' | 'UNKNOWN_TYPE' | 'INVALID_JID' | 'NO_FROM' | 'NO_TO'
   | 'NOT_LOCAL' | 'SESSION' | 'NOT_DOMAIN' | 'NO_FACT_STORE' | 'CONFIG'
   | 'TOO_MANY_ENTITIES' | 'TOO_MANY_RESOURCES' | 'CORRUPT'
+  /** The authorizer's callback threw (ABI version 3): `cause` is what it threw. */
+  | 'HOST'
   | 'NO_MACHINE' | 'PANIC' | 'OTHER'
+  /** A callback of the authorizer called into its own machine (its error is the cause of a HOST error). */
+  | 'REENTRY'
   | 'TRAP' | 'ABI' | 'RELEASED' | `CODE_${number}`
   /** From the durable store (durable.js): another process holds the directory; an earlier write failed. */
   | 'LOCKED' | 'FAILED';
@@ -83,11 +87,55 @@ export interface MachineOptions {
    */
   journal?: boolean;
   /**
+   * Facts from the host (ABI version 3): the machine asks these callbacks
+   * when a probe, a Last Activity query, up or down needs a fact, instead
+   * of keeping the facts setRoster, setBlock and setHidden give (which then
+   * throw NO_FACT_STORE). Answer from your own roster and privacy storage
+   * at that moment. A callback that throws makes that call throw
+   * LastseenError HOST (its `cause` is what was thrown); the machine
+   * emits nothing for it and goes on. A callback must not call into its
+   * machine (that fails with REENTRY).
+   */
+  authorizer?: Authorizer;
+  /**
    * The module: its bytes or a compiled module (compileModule makes one from
    * a URL); in Node.js also a path. Default: the package's lastseen.wasm
    * (in a browser, the one served beside index.js).
    */
   wasm?: string | URL | Uint8Array | ArrayBuffer | WebAssembly.Module;
+}
+
+/**
+ * What the machine asks the host (ABI.md §5, "Facts from the host"). JIDs
+ * are normalised (RFC 7622) strings; compare them as such.
+ */
+export interface Authorizer {
+  /**
+   * A probe or Last Activity query from prober (any JID) to the local user
+   * owner (bare): does owner block prober (XEP-0191: an item matches the
+   * full JID, the bare JID or the domain), what subscription owner's
+   * roster holds for prober's bare JID, and did owner opt out of last-seen.
+   */
+  probeFacts(owner: string, prober: string): { blocked: boolean; sub: Subscription; hidden: boolean };
+  /** Does owner (bare) block jid? Asked for a client's probe or query, and for each subscriber of up and down. */
+  blocks(owner: string, jid: string): boolean;
+  /**
+   * The contacts of the served domain or component owner with subscription
+   * from or both, in any order: the machine drops those owner blocks and
+   * sorts them. Without it, up and down throw BAD_INPUT, as the native
+   * library does with an Authorizer that cannot list subscribers.
+   */
+  subscribers?(owner: string): Iterable<string>;
+}
+
+/** An in-memory Authorizer over normalised JIDs, like the Go library's core.MemoryAuth: for tests and small hosts. */
+export class FactTable implements Authorizer {
+  setRoster(owner: string, contact: string, sub: Subscription): void;
+  setBlock(owner: string, jid: string, blocked?: boolean): void;
+  setHidden(owner: string, hidden?: boolean): void;
+  probeFacts(owner: string, prober: string): { blocked: boolean; sub: Subscription; hidden: boolean };
+  blocks(owner: string, jid: string): boolean;
+  subscribers(owner: string): Iterable<string>;
 }
 
 export type Event =

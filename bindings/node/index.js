@@ -2,7 +2,7 @@
 // last-seen presence probes) as a WebAssembly module, for Node.js and
 // browsers alike.
 //
-// This file implements the host side of wasm/ABI.md (version 2) and nothing
+// This file implements the host side of wasm/ABI.md (version 3) and nothing
 // else: every byte it writes and reads is described there. The WASI imports
 // are the page's minimal shim, so no node:wasi (experimental, and absent
 // from browsers) is needed.
@@ -15,7 +15,7 @@ const fs = inNode ? await import('node:fs') : null;
 const { fileURLToPath } = inNode ? await import('node:url') : {};
 
 /** The ABI version this binding speaks (ABI.md §9). */
-export const ABI_VERSION = 2;
+export const ABI_VERSION = 3;
 
 // ABI.md §5: op codes.
 const OP = {
@@ -35,7 +35,7 @@ const CODES = {
   1: 'BAD_INPUT', 2: 'MALFORMED', 3: 'RESTRICTED', 4: 'TOO_LARGE', 5: 'TOO_COMPLEX',
   6: 'NOT_PRESENCE', 7: 'UNKNOWN_TYPE', 8: 'INVALID_JID', 9: 'NO_FROM', 10: 'NO_TO',
   11: 'NOT_LOCAL', 12: 'SESSION', 13: 'NOT_DOMAIN', 14: 'NO_FACT_STORE', 15: 'CONFIG',
-  16: 'TOO_MANY_ENTITIES', 17: 'TOO_MANY_RESOURCES', 18: 'CORRUPT',
+  16: 'TOO_MANY_ENTITIES', 17: 'TOO_MANY_RESOURCES', 18: 'CORRUPT', 19: 'HOST',
   32: 'NO_MACHINE', 33: 'PANIC', 34: 'OTHER',
 };
 
@@ -49,6 +49,64 @@ export const Kind = Object.freeze({ REPLY: 'reply', PROBE: 'probe', ERROR: 'erro
 const KINDS = { 1: Kind.REPLY, 2: Kind.PROBE, 3: Kind.ERROR, 4: Kind.IQ_REPLY, 5: Kind.QUERY };
 
 const SUBSCRIPTIONS = { none: 0, to: 1, from: 2, both: 3 };
+
+// ABI.md §5, "Facts from the host": answers that mean "no answer".
+const HOST_FAILED = -1, NO_LISTER = -2;
+
+/**
+ * The lastseen imports of ABI version 3 for one machine. `state` is the
+ * machine's {memory(), authorizer(), inStep, errors}; they answer from its
+ * current authorizer (MachineOptions.authorizer, which reset may change).
+ * A callback that throws, returns a wrong value or re-enters the machine
+ * makes the import fail, and its error is queued in state.errors for the
+ * event that asked.
+ */
+function hostImports(state) {
+  const decoder = new TextDecoder();
+  const encoder = new TextEncoder();
+  const str = (ptr, len) => decoder.decode(new Uint8Array(state.memory().buffer, ptr, len));
+  let authorizer;
+  const ask = (name, answer) => {
+    authorizer = state.authorizer();
+    if (!authorizer) return HOST_FAILED; // option 9 is off: never called
+    try {
+      return answer();
+    } catch (e) {
+      state.errors.push(new LastseenError('HOST', `lastseen: the authorizer failed in ${name}: ${e?.message ?? e}`, { cause: e }));
+      return HOST_FAILED;
+    }
+  };
+  return {
+    probe_facts: (op, ol, pp, pl) => ask('probeFacts', () => {
+      const f = authorizer.probeFacts(str(op, ol), str(pp, pl));
+      const sub = SUBSCRIPTIONS[f?.sub ?? 'none'];
+      if (sub === undefined) throw new TypeError(`probeFacts returned sub ${JSON.stringify(f.sub)}`);
+      return (f.blocked ? 1 : 0) | (sub << 1) | (f.hidden ? 8 : 0);
+    }),
+    blocks: (op, ol, jp, jl) => ask('blocks', () => (authorizer.blocks(str(op, ol), str(jp, jl)) ? 1 : 0)),
+    subscribers: (op, ol, buf, cap) => ask('subscribers', () => {
+      if (typeof authorizer.subscribers !== 'function') return NO_LISTER;
+      const list = [];
+      let total = 0;
+      for (const c of authorizer.subscribers(str(op, ol)) ?? []) {
+        const b = encoder.encode(String(c));
+        list.push(b);
+        total += 4 + b.length;
+      }
+      if (total <= cap) {
+        const mem = state.memory().buffer;
+        const v = new DataView(mem);
+        let at = buf;
+        for (const b of list) {
+          v.setUint32(at, b.length, true);
+          new Uint8Array(mem, at + 4, b.length).set(b);
+          at += 4 + b.length;
+        }
+      }
+      return total;
+    }),
+  };
+}
 
 /**
  * The error every Machine method throws. For refused input, `badInput` is
@@ -266,6 +324,7 @@ function encodeConfig(w, o) {
     BigInt(o.maxEntities ?? 0), BigInt(o.maxResources ?? 0),
     BigInt(o.maxBytes ?? 0), BigInt(o.maxDepth ?? 0), BigInt(o.maxAttrs ?? 0),
     o.journal ? 1n : 0n,
+    o.authorizer ? 1n : 0n, // facts from the host (version 3)
   ];
   w.u32(opts.length);
   for (const v of opts) w.i64(v);
@@ -347,6 +406,64 @@ class Reader {
 }
 
 /**
+ * An in-memory authorizer (MachineOptions.authorizer): the facts of
+ * core.MemoryAuth in a few Maps, for tests and small hosts. Give it
+ * normalised JIDs (RFC 7622), as the machine passes them to the callbacks;
+ * a host with its own roster storage answers from that instead.
+ */
+export class FactTable {
+  #roster = new Map(); // owner -> Map(contact -> 'to' | 'from' | 'both')
+  #blocks = new Map(); // owner -> Set(item)
+  #hidden = new Set();
+
+  /** owner's roster holds contact (both bare) with sub; 'none' removes it. */
+  setRoster(owner, contact, sub) {
+    if (SUBSCRIPTIONS[sub] === undefined) throw new TypeError(`unknown subscription ${JSON.stringify(sub)}`);
+    const r = this.#roster.get(owner) ?? new Map();
+    if (sub === 'none') r.delete(contact); else r.set(contact, sub);
+    if (r.size > 0) this.#roster.set(owner, r); else this.#roster.delete(owner);
+  }
+
+  /** owner (bare) blocks the XEP-0191 item jid, or no longer does. */
+  setBlock(owner, jid, blocked = true) {
+    const b = this.#blocks.get(owner) ?? new Set();
+    if (blocked) b.add(jid); else b.delete(jid);
+    if (b.size > 0) this.#blocks.set(owner, b); else this.#blocks.delete(owner);
+  }
+
+  /** owner opts out of last-seen, or back in. */
+  setHidden(owner, hidden = true) {
+    if (hidden) this.#hidden.add(owner); else this.#hidden.delete(owner);
+  }
+
+  /** XEP-0191 §3.4: an item matches the full JID, its bare JID or its domain. */
+  blocks(owner, jid) {
+    const b = this.#blocks.get(owner);
+    if (b === undefined) return false;
+    const slash = jid.indexOf('/');
+    const bare = slash < 0 ? jid : jid.slice(0, slash);
+    return b.has(jid) || b.has(bare) || b.has(bare.slice(bare.indexOf('@') + 1));
+  }
+
+  probeFacts(owner, prober) {
+    const slash = prober.indexOf('/');
+    const bare = slash < 0 ? prober : prober.slice(0, slash);
+    return {
+      blocked: this.blocks(owner, prober),
+      sub: this.#roster.get(owner)?.get(bare) ?? 'none',
+      hidden: this.#hidden.has(owner),
+    };
+  }
+
+  /** The contacts of owner's roster with subscription from or both; the machine drops the blocked ones and sorts. */
+  * subscribers(owner) {
+    for (const [contact, sub] of this.#roster.get(owner) ?? []) {
+      if (sub === 'from' || sub === 'both') yield contact;
+    }
+  }
+}
+
+/**
  * One lastseen presence machine in its own WebAssembly instance. Methods
  * mirror the Go library's core.Machine. Times are a bigint (ns since the
  * Unix epoch), a number (ms, as Date.now() gives) or a Date; JIDs and
@@ -361,13 +478,18 @@ export class Machine {
   #ctrl = 0;
   #enc = new Encoder();
   #records = [];
+  // What the lastseen imports share with the machine (ABI version 3).
+  #host = { memory: () => this.#memory, authorizer: () => this.#options.authorizer, inStep: false, errors: [] };
 
   /**
    * @param {object} options `served` (domains, at least one), and optional
    *   `probeLimit: {burst, per}` (per in ms, or ns as a bigint),
    *   `maxEntities`, `maxResources`, `maxBytes`, `maxDepth`, `maxAttrs`,
    *   `journal` (true: every change returns its journal records, see
-   *   records()), and
+   *   records()), `authorizer` (facts from the host, ABI version 3:
+   *   `{probeFacts(owner, prober), blocks(owner, jid), subscribers(owner)}`,
+   *   see index.d.ts; without it the facts come from setRoster, setBlock
+   *   and setHidden), and
    *   `wasm` (bytes or a WebAssembly.Module, which compileModule makes from
    *   a URL; in Node.js also a path; default there: the package's
    *   lastseen.wasm).
@@ -382,7 +504,10 @@ export class Machine {
   #start() {
     let instance = null;
     const wasi = minimalWasi(() => instance.exports.memory);
-    instance = new WebAssembly.Instance(this.#module, { wasi_snapshot_preview1: wasi });
+    instance = new WebAssembly.Instance(this.#module, {
+      wasi_snapshot_preview1: wasi,
+      lastseen: hostImports(this.#host),
+    });
     const x = instance.exports;
     x._initialize(); // ABI.md §1
     const version = x.lastseen_abi_version();
@@ -412,11 +537,19 @@ export class Machine {
   /** Sends the encoded events and returns their results (ABI.md §4–6). */
   #send() {
     const x = this.#exports;
+    const host = this.#host;
+    if (host.inStep) {
+      // Called from an authorizer callback: the guest is mid-step and its
+      // buffers are in use (ABI.md §5, "Facts from the host").
+      throw new LastseenError('REENTRY', 'lastseen: an authorizer callback called into its machine');
+    }
     if (x === null) throw new LastseenError('RELEASED', 'lastseen: the machine was disposed or could not restart');
     const n = this.#enc.n;
     let results;
     let status;
     try {
+      host.inStep = true;
+      host.errors = [];
       if (n > this.#word(CTRL.inCap)) {
         status = x.lastseen_reserve(n);
         if (status !== STATUS_OK) throw new LastseenError('ABI', `lastseen_reserve(${n}) returned status ${status}`);
@@ -426,11 +559,23 @@ export class Machine {
       const out = new Uint8Array(this.#memory.buffer, this.#word(CTRL.outPtr), this.#word(CTRL.outLen)).slice();
       const r = new Reader(out);
       results = [];
-      for (let k = this.#word(CTRL.nResults); k > 0; k--) results.push(r.result());
+      for (let k = this.#word(CTRL.nResults); k > 0; k--) {
+        const res = r.result();
+        // The guest names the import; the callback's error is the reason.
+        if (res.error?.code === 'HOST' && host.errors.length > 0) {
+          const e = host.errors.shift();
+          e.event = res.error.event;
+          res.error = e;
+        }
+        results.push(res);
+      }
     } catch (e) {
+      host.inStep = false; // a restart calls into the fresh instance
       if (e instanceof LastseenError) throw e;
       this.#restart();
       throw new LastseenError('TRAP', `lastseen: the WebAssembly instance trapped (${e?.message ?? e}); the machine restarted empty`, { cause: e });
+    } finally {
+      host.inStep = false;
     }
     if (status === STATUS_PANIC) {
       const last = results.at(-1);

@@ -78,21 +78,21 @@ func sharedCases(t testing.TB) []string {
 	return cases
 }
 
-// sharedHost starts one driver process with start on first use and
-// serves every test of the binary from it; the process ends with the test
-// binary (its stdin closes).
-func sharedHost(start func() (*NodeHost, error)) func() (scenario.Factory, error) {
-	var (
-		once sync.Once
-		host *NodeHost
-		err  error
-	)
+// The driver processes: each starts on first use and serves every test of
+// the binary; it ends with the test binary (its stdin closes).
+var (
+	nodeHost = sync.OnceValues(StartNode)
+	luaHost  = sync.OnceValues(StartLua)
+)
+
+// sharedHost returns the factory of one of host's kinds of engine.
+func sharedHost(host func() (*NodeHost, error), factory func(*NodeHost) scenario.Factory) func() (scenario.Factory, error) {
 	return func() (scenario.Factory, error) {
-		once.Do(func() { host, err = start() })
+		h, err := host()
 		if err != nil {
 			return nil, err
 		}
-		return host.Factory(), nil
+		return factory(h), nil
 	}
 }
 
@@ -122,6 +122,11 @@ func engineList(t testing.TB) []namedFactory {
 			t.Fatal(err)
 		}
 		list = append(list, namedFactory{h.name, func(testing.TB) scenario.Factory { return f }})
+		hf, err := h.hostFacts()
+		if err != nil {
+			t.Fatal(err)
+		}
+		list = append(list, namedFactory{h.name + "-hostfacts", func(testing.TB) scenario.Factory { return hf }})
 	}
 	return list
 }
@@ -140,11 +145,12 @@ func engineNames(t testing.TB) string {
 var hostEngines = []struct {
 	name    string
 	what    string
-	start   func() (scenario.Factory, error)
-	missing error
+	start     func() (scenario.Factory, error)
+	hostFacts func() (scenario.Factory, error) // the same process, facts from the host (ABI version 3)
+	missing   error
 }{
-	{"node", "the node engine (every scenario and differential test on Node.js)", sharedHost(StartNode), ErrNoNode},
-	{"lua", "the lua engine (every scenario and differential test on the Lua binding; bash bindings/lua/build.sh)", sharedHost(StartLua), ErrNoLua},
+	{"node", "the node engine (every scenario and differential test on Node.js)", sharedHost(nodeHost, (*NodeHost).Factory), sharedHost(nodeHost, (*NodeHost).HostFactsFactory), ErrNoNode},
+	{"lua", "the lua engine (every scenario and differential test on the Lua binding; bash bindings/lua/build.sh)", sharedHost(luaHost, (*NodeHost).Factory), sharedHost(luaHost, (*NodeHost).HostFactsFactory), ErrNoLua},
 }
 
 // TestEnginesAvailable checks that every engine can run here: in CI

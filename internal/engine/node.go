@@ -18,6 +18,7 @@ import (
 	"github.com/lastseen-xmpp/lastseen/clock"
 	"github.com/lastseen-xmpp/lastseen/core"
 	"github.com/lastseen-xmpp/lastseen/internal/scenario"
+	"github.com/lastseen-xmpp/lastseen/stanza"
 )
 
 // ErrNoNode means the node engine cannot run: no `node` on PATH, or no
@@ -133,6 +134,7 @@ type nodeRequest struct {
 	Op      string   `json:"op"`
 	ID      int      `json:"id,omitempty"`
 	Served  []string `json:"served,omitempty"`
+	Facts   bool     `json:"hostFacts,omitempty"`
 	Now     string   `json:"now,omitempty"`
 	Owner   []byte   `json:"owner,omitempty"`
 	Contact []byte   `json:"contact,omitempty"`
@@ -218,6 +220,57 @@ func (h *NodeHost) Factory() scenario.Factory {
 		}
 		return &nodeEngine{h: h, id: a.ID}, nil
 	}
+}
+
+// HostFactsFactory is Factory with the facts from the host (ABI version
+// 3): the driver's machines ask a fact table in the driver (a JS FactTable,
+// a Lua table) through the binding's authorizer callbacks, and the
+// script's roster, block and hide lines fill that table. A fact line is
+// checked, and refused, by a native machine over a core.MemoryAuth as the
+// native engine checks it; the table gets its JIDs normalised, as a
+// server's roster storage holds them.
+func (h *NodeHost) HostFactsFactory() scenario.Factory {
+	return func(served []string) (scenario.Engine, error) {
+		check, err := core.New(core.Config{Served: served, Auth: core.NewMemoryAuth()})
+		if err != nil {
+			return nil, err
+		}
+		a, err := h.call(&nodeRequest{Op: "new", Served: served, Facts: true})
+		if err != nil {
+			return nil, err
+		}
+		return &hostFactsEngine{nodeEngine: &nodeEngine{h: h, id: a.ID}, check: &hosted{m: check}}, nil
+	}
+}
+
+// hostFactsEngine is a driver engine whose facts the driver's table holds.
+type hostFactsEngine struct {
+	*nodeEngine
+	check *hosted
+}
+
+// norm is the normalised form of a JID that check has accepted.
+func norm(s string) []byte { return []byte(stanza.MustParse(s).String()) }
+
+func (n *hostFactsEngine) Roster(owner, contact, sub string) error {
+	if err := n.check.Roster(owner, contact, sub); err != nil {
+		return err
+	}
+	return n.fact(nodeRequest{Op: "roster", Owner: []byte(stanza.MustParse(owner).Bare().String()), Contact: []byte(stanza.MustParse(contact).Bare().String()), Sub: sub})
+}
+
+func (n *hostFactsEngine) Block(owner, jid string) error {
+	if err := n.check.Block(owner, jid); err != nil {
+		return err
+	}
+	return n.fact(nodeRequest{Op: "block", Owner: []byte(stanza.MustParse(owner).Bare().String()), JID: norm(jid)})
+}
+
+func (n *hostFactsEngine) Hide(owner string) error {
+	if err := n.check.Hide(owner); err != nil {
+		return err
+	}
+	return n.fact(nodeRequest{Op: "hide", Owner: []byte(stanza.MustParse(owner).Bare().String())})
 }
 
 // Node returns a scenario.Factory that runs scripts on the WebAssembly

@@ -36,16 +36,16 @@ function trappingModule() {
   const body = (code) => [...leb(code.length + 1), 0, ...code]; // no locals
   const code = vec([
     body([0x0b]),                         // _initialize: nothing
-    body([0x41, 2, 0x0b]),                // abi version 2
+    body([0x41, 3, 0x0b]),                // abi version 3
     body([0x41, 0, 0x0b]),                // control block at 0
     body([0x41, 0, 0x0b]),                // reserve: OK
     // step: if n > 100, unreachable; else status 0
     body([0x20, 0, 0x41, 0xe4, 0x00, 0x4a, 0x04, 0x40, 0x00, 0x0b, 0x41, 0, 0x0b]),
   ]);
-  // Control block: version 2, in 64/1024, out 2048/1024, out_len 9,
+  // Control block: version 3, in 64/1024, out 2048/1024, out_len 9,
   // n_results 1. The result at 2048 is nine zero bytes: OK, no outputs,
   // no data.
-  const ctrl = new Uint8Array(new Uint32Array([2, 64, 1024, 2048, 1024, 9, 1, 0]).buffer);
+  const ctrl = new Uint8Array(new Uint32Array([3, 64, 1024, 2048, 1024, 9, 1, 0]).buffer);
   const data = vec([[0x00, 0x41, 0, 0x0b, ...leb(ctrl.length), ...ctrl]]);
   return new Uint8Array([
     0x00, 0x61, 0x73, 0x6d, 1, 0, 0, 0,
