@@ -8,6 +8,9 @@
 -- strings as base64, times and durations as decimal strings of ns.
 --
 --   {"op":"new","served":["d"]}               -> {"ok":true,"id":1}
+--   {"op":"new","served":["d"],"hostFacts":true}: facts from the host (ABI
+--       version 3): roster, block and hide fill a lastseen.fact_table()
+--       that the machine asks; the caller sends them normalised.
 --   {"op":"roster","id":1,"owner":b64,"contact":b64,"sub":"both"}
 --   {"op":"block","id":1,"owner":b64,"jid":b64}
 --   {"op":"hide","id":1,"owner":b64}
@@ -32,7 +35,7 @@ local b64decode, b64encode, encode, array = W.b64decode, W.b64encode, W.encode, 
 
 -- ---- the machines ----
 
-local machines, idle, next_id = {}, {}, 1
+local machines, tables, idle, next_id = {}, {}, {}, 1
 
 local function outputs(outs)
   local t = array({})
@@ -47,19 +50,25 @@ local function handle(req)
     local id = next_id
     next_id = next_id + 1
     -- A released machine is reused with reset: an instance costs more.
+    local options = { served = req.served or {} }
+    if req.hostFacts then options.authorizer = lastseen.fact_table() end
     local m = table.remove(idle)
     if m then
-      local ok, err = pcall(m.reset, m, { served = req.served or {} })
+      local ok, err = pcall(m.reset, m, options)
       if not ok then idle[#idle + 1] = m; error(err, 0) end
     else
-      m = lastseen.new({ served = req.served or {} })
+      m = lastseen.new(options)
     end
-    machines[id] = m
+    machines[id], tables[id] = m, options.authorizer
     return { id = id }
   end
   local m = machines[req.id] or error(("no machine %s"):format(tostring(req.id)), 0)
   local op = req.op
-  if op == "roster" then m:roster(b64decode(req.owner), b64decode(req.contact), req.sub); return {}
+  local t = tables[req.id]
+  if t and op == "roster" then t.set_roster(b64decode(req.owner), b64decode(req.contact), req.sub); return {}
+  elseif t and op == "block" then t.set_block(b64decode(req.owner), b64decode(req.jid)); return {}
+  elseif t and op == "hide" then t.set_hidden(b64decode(req.owner)); return {}
+  elseif op == "roster" then m:roster(b64decode(req.owner), b64decode(req.contact), req.sub); return {}
   elseif op == "block" then m:block(b64decode(req.owner), b64decode(req.jid)); return {}
   elseif op == "hide" then m:hide(b64decode(req.owner)); return {}
   elseif op == "limit" then m:limit(now(req), req.burst or 0, math.tointeger(tonumber(req.per or "0"))); return {}
@@ -69,7 +78,7 @@ local function handle(req)
   elseif op == "state" or op == "snapshot" then return { state = b64encode(m[op](m)) }
   elseif op == "restore" then m:restore(b64decode(req.snapshot)); return {}
   elseif op == "restarted" then return { n = m:restarted() }
-  elseif op == "release" then machines[req.id] = nil; idle[#idle + 1] = m; return {}
+  elseif op == "release" then machines[req.id], tables[req.id] = nil, nil; idle[#idle + 1] = m; return {}
   end
   error(("unknown op %s"):format(encode(op)), 0)
 end

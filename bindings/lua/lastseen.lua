@@ -1,7 +1,7 @@
 -- lastseen for Lua 5.4: the lastseen presence machine (XEP-0318 last-seen
 -- presence probes) as lastseen.wasm, run by wasmtime in this process.
 --
--- This file is the host side of wasm/ABI.md (version 2) above the C module
+-- This file is the host side of wasm/ABI.md (version 3) above the C module
 -- lastseen_core (bindings/lua/lastseen_core.c), which moves bytes in and
 -- out of the guest. Every byte written and read here is described on that
 -- page; the event and result layouts are the tables below, so that a new
@@ -25,7 +25,7 @@ local core = require "lastseen_core"
 local M = {}
 
 --- The ABI version this binding speaks (ABI.md section 9).
-M.ABI_VERSION = 2
+M.ABI_VERSION = 3
 
 -- ABI.md section 4: statuses.
 local STATUS_OK, STATUS_DECODE, STATUS_PANIC, STATUS_LENGTH = 0, 1, 2, 3
@@ -73,7 +73,7 @@ M.CODES = {
   [1] = "BAD_INPUT", [2] = "MALFORMED", [3] = "RESTRICTED", [4] = "TOO_LARGE", [5] = "TOO_COMPLEX",
   [6] = "NOT_PRESENCE", [7] = "UNKNOWN_TYPE", [8] = "INVALID_JID", [9] = "NO_FROM", [10] = "NO_TO",
   [11] = "NOT_LOCAL", [12] = "SESSION", [13] = "NOT_DOMAIN", [14] = "NO_FACT_STORE", [15] = "CONFIG",
-  [16] = "TOO_MANY_ENTITIES", [17] = "TOO_MANY_RESOURCES", [18] = "CORRUPT",
+  [16] = "TOO_MANY_ENTITIES", [17] = "TOO_MANY_RESOURCES", [18] = "CORRUPT", [19] = "HOST",
   [32] = "NO_MACHINE", [33] = "PANIC", [34] = "OTHER",
 }
 
@@ -117,7 +117,8 @@ local function config_bytes(o)
   for _, d in ipairs(served) do parts[#parts + 1] = string.pack("<s4", d) end
   local lim = o.probe_limit or {}
   local opts = { lim.burst or 0, lim.per or 0, o.max_entities or 0, o.max_resources or 0,
-                 o.max_bytes or 0, o.max_depth or 0, o.max_attrs or 0, o.journal and 1 or 0 }
+                 o.max_bytes or 0, o.max_depth or 0, o.max_attrs or 0, o.journal and 1 or 0,
+                 o.authorizer and 1 or 0 } -- 9: facts from the host (version 3)
   parts[#parts + 1] = string.pack("<I4", #opts)
   for _, v in ipairs(opts) do parts[#parts + 1] = string.pack("<i8", v) end
   return table.concat(parts)
@@ -241,6 +242,84 @@ M.fsync = core.fsync
 --- wat2wasm turns WebAssembly text into a module's bytes (tests use it).
 M.wat2wasm = core.wat2wasm
 
+-- ---- facts from the host (ABI.md section 5, version 3) ----
+
+-- ANSWER turns an authorizer's answer to each lastseen import into what
+-- the import returns (see lastseen_core.c, set_host).
+local ANSWER = {
+  probe_facts = function(auth, owner, prober)
+    local blocked, sub, hidden = auth.probe_facts(owner, prober)
+    local s = SUBSCRIPTIONS[sub or "none"]
+    if s == nil then error(("probe_facts returned the subscription %s"):format(tostring(sub)), 0) end
+    return (blocked and 1 or 0) | (s << 1) | (hidden and 8 or 0)
+  end,
+  blocks = function(auth, owner, jid) return auth.blocks(owner, jid) and 1 or 0 end,
+  subscribers = function(auth, owner)
+    if auth.subscribers == nil then return -2 end -- up and down: no lister
+    local parts = {}
+    for i, c in ipairs(auth.subscribers(owner) or {}) do parts[i] = string.pack("<s4", c) end
+    return table.concat(parts)
+  end,
+}
+
+-- host_function returns the function the C module calls for the imports
+-- of self's instance: it asks self's authorizer under pcall and queues the
+-- error of a callback that fails, for the result of the event that asked.
+local function host_function(self)
+  return function(name, owner, other)
+    local auth = self._options.authorizer
+    if auth == nil then return -1 end
+    local ok, v = pcall(ANSWER[name], auth, owner, other)
+    if ok then return v end
+    local errs = self._host_errors
+    errs[#errs + 1] = new_error("HOST", ("lastseen: the authorizer failed in %s: %s"):format(name, tostring(v)), { cause = v })
+    return -1
+  end
+end
+
+--- fact_table returns an in-memory authorizer (the authorizer option)
+--- over normalised JIDs, like the Go library's core.MemoryAuth, for tests
+--- and small hosts: its set_roster(owner, contact, sub), set_block(owner,
+--- jid[, blocked]) and set_hidden(owner[, hidden]) change the facts its
+--- probe_facts, blocks and subscribers answer. A server answers from its
+--- own storage instead.
+function M.fact_table()
+  local roster, blocked, hidden = {}, {}, {}
+  local t = {}
+  local function bare(jid) return jid:match("^[^/]*") end
+  function t.set_roster(owner, contact, sub)
+    if SUBSCRIPTIONS[sub] == nil then error("lastseen: unknown subscription " .. tostring(sub), 2) end
+    roster[owner] = roster[owner] or {}
+    roster[owner][contact] = sub ~= "none" and sub or nil
+  end
+  function t.set_block(owner, jid, on)
+    blocked[owner] = blocked[owner] or {}
+    blocked[owner][jid] = on ~= false or nil
+  end
+  function t.set_hidden(owner, on) hidden[owner] = on ~= false or nil end
+  -- XEP-0191 section 3.4: an item matches the full JID, its bare JID or its domain.
+  function t.blocks(owner, jid)
+    local b = blocked[owner]
+    if b == nil then return false end
+    local bj = bare(jid)
+    return (b[jid] or b[bj] or b[bj:match("[^@]*$")]) == true
+  end
+  function t.probe_facts(owner, prober)
+    local r = roster[owner]
+    return t.blocks(owner, prober), r and r[bare(prober)] or "none", hidden[owner] == true
+  end
+  -- The contacts with subscription from or both; the machine drops the
+  -- blocked ones and sorts them.
+  function t.subscribers(owner)
+    local list = {}
+    for c, sub in pairs(roster[owner] or {}) do
+      if sub == "from" or sub == "both" then list[#list + 1] = c end
+    end
+    return list
+  end
+  return t
+end
+
 -- ---- the machine ----
 
 local Machine = {}
@@ -252,8 +331,15 @@ M.Machine = Machine
 -- an ABI failure.
 local function send(self, bytes)
   local inst = self._inst
+  if self._in_step then
+    error(new_error("REENTRY", "lastseen: an authorizer callback called into its machine"), 3)
+  end
   if inst == nil then error(new_error("RELEASED", "lastseen: the machine was disposed or could not restart"), 3) end
-  local status, out, n = inst:step(bytes)
+  self._host_errors = {}
+  self._in_step = true
+  local ok, status, out, n = pcall(inst.step, inst, bytes)
+  self._in_step = false
+  if not ok then error(status, 3) end
   if status == nil then
     if out == "trap" then
       self:_restart()
@@ -262,7 +348,18 @@ local function send(self, bytes)
     error(new_error("ABI", n), 3)
   end
   local results, i = {}, 1
-  for k = 1, n do results[k], i = read_result(out, i) end
+  local errs = self._host_errors
+  for k = 1, n do
+    local r
+    r, i = read_result(out, i)
+    if r.error and r.error.code == "HOST" and #errs > 0 then
+      -- The guest names the import; the callback's error is the reason.
+      local e = table.remove(errs, 1)
+      e.event = r.error.event
+      r.error = e
+    end
+    results[k] = r
+  end
   if status == STATUS_PANIC then
     local last = results[#results]
     local why = last and last.error and last.error.reason or "no detail"
@@ -289,6 +386,7 @@ function Machine:_start()
     error(new_error("ABI", ("lastseen.wasm speaks ABI version %s, this binding %d"):format(tostring(v or msg), M.ABI_VERSION)), 3)
   end
   self._inst = inst
+  inst:set_host(host_function(self))
   local ok, res = pcall(send, self, config_bytes(self._options))
   if not ok then
     self._inst = nil
@@ -316,6 +414,14 @@ end
 --- max_resources, max_bytes, max_depth, max_attrs (0: the default);
 --- journal (true: every call that changes durable state also yields its
 --- journal records, Machine:records and batch results' records);
+--- authorizer (facts from the host, ABI version 3: a table of functions
+--- probe_facts(owner, prober) -> blocked, sub, hidden; blocks(owner, jid)
+--- -> boolean; subscribers(owner) -> a list of JIDs, optional, for up and
+--- down. The machine calls them when it needs a fact, with normalised
+--- JIDs, instead of keeping the facts that roster, block and hide give,
+--- which then raise NO_FACT_STORE. A callback that raises makes that call
+--- raise HOST, whose cause is the callback's error; it must not call into
+--- its machine, which raises REENTRY);
 --- max_memory (bytes of guest memory; over it the guest traps); wasm (a
 --- module from lastseen.compile, else the default module, compiled once per
 --- Lua state).

@@ -13,8 +13,11 @@
  *
  * A trap (or proc_exit) ends an instance: step returns nil, "trap" and the
  * message, the instance is dead, and lastseen.lua makes a new one. No Lua
- * error is ever raised while wasmtime frames are on the stack: the host
- * functions below touch no Lua state.
+ * error is ever raised while wasmtime frames are on the stack: the WASI
+ * functions below touch no Lua state, and the lastseen imports (ABI
+ * version 3, facts from the host) call the instance's Lua host function
+ * only through lua_pcall, so an error in it is a failed answer, not a
+ * longjmp across wasmtime.
  */
 #include <errno.h>
 #include <stdint.h>
@@ -32,6 +35,7 @@
 #define MODULE_MT "lastseen.module"
 #define INSTANCE_MT "lastseen.instance"
 #define WASI "wasi_snapshot_preview1"
+#define HOST "lastseen"
 #define EBADF_ 8
 
 /* ABI.md section 4: control block word offsets. */
@@ -51,6 +55,9 @@ typedef struct {
   wasmtime_func_t reserve, step, version;
   uint32_t ctrl;
   int live;
+  /* During step: the Lua state that called it, with the instance at
+   * stack index 1 (its user value 2 is the host function); NULL otherwise. */
+  lua_State *L;
 } linstance;
 
 /* ---- messages out of wasmtime ---- */
@@ -183,6 +190,71 @@ static wasm_trap_t *w_poll_oneoff(void *env, wasmtime_caller_t *caller, const wa
   return RET(0);
 }
 
+/* ---- the lastseen imports (ABI.md section 5, "Facts from the host") ---- */
+
+/*
+ * ask calls the instance's host function (set_host) as
+ * fn(name, owner, other) under lua_pcall and returns its answer: an
+ * integer, or for subscribers the list's bytes, copied to buf when they
+ * fit buf_cap (the answer is then their length either way). Anything else,
+ * an error in fn, no fn, or a call outside step, is -1: the guest then
+ * refuses the event, and lastseen.lua reports the error fn recorded.
+ */
+static wasm_trap_t *ask(const char *name, wasmtime_caller_t *caller, const wasmtime_val_t *args, wasmtime_val_t *results, int list) {
+  linstance *in = wasmtime_context_get_data(wasmtime_caller_context(caller));
+  size_t size;
+  uint8_t *m = guest_mem(caller, &size);
+  if (m == NULL || !IN_BOUNDS(ARG(0), ARG(1), size) || !IN_BOUNDS(ARG(2), list ? 0 : ARG(3), size)) return bad_pointer();
+  if (list && !IN_BOUNDS(ARG(2), ARG(3), size)) return bad_pointer();
+  lua_State *L = in == NULL ? NULL : in->L;
+  if (L == NULL || !lua_checkstack(L, 8)) return RET(-1);
+  int top = lua_gettop(L);
+  int32_t answer = -1;
+  if (lua_getiuservalue(L, 1, 2) == LUA_TFUNCTION) {
+    lua_pushstring(L, name);
+    lua_pushlstring(L, (const char *)m + ARG(0), ARG(1));
+    if (!list) lua_pushlstring(L, (const char *)m + ARG(2), ARG(3));
+    if (lua_pcall(L, list ? 2 : 3, 1, 0) == LUA_OK) {
+      int isint = 0;
+      lua_Integer v = lua_tointegerx(L, -1, &isint);
+      if (isint && v >= INT32_MIN && v <= INT32_MAX) {
+        answer = (int32_t)v;
+      } else if (list && lua_type(L, -1) == LUA_TSTRING) {
+        size_t n;
+        const char *b = lua_tolstring(L, -1, &n);
+        if (n <= INT32_MAX) {
+          /* The guest's memory cannot have moved: it is inside this call. */
+          if (n <= ARG(3)) memcpy(m + ARG(2), b, n);
+          answer = (int32_t)n;
+        }
+      }
+    }
+  }
+  lua_settop(L, top);
+  return RET(answer);
+}
+
+static wasm_trap_t *h_probe_facts(void *env, wasmtime_caller_t *caller, const wasmtime_val_t *args, size_t nargs, wasmtime_val_t *results, size_t nresults) {
+  return ask("probe_facts", caller, args, results, 0);
+}
+
+static wasm_trap_t *h_blocks(void *env, wasmtime_caller_t *caller, const wasmtime_val_t *args, size_t nargs, wasmtime_val_t *results, size_t nresults) {
+  return ask("blocks", caller, args, results, 0);
+}
+
+static wasm_trap_t *h_subscribers(void *env, wasmtime_caller_t *caller, const wasmtime_val_t *args, size_t nargs, wasmtime_val_t *results, size_t nresults) {
+  return ask("subscribers", caller, args, results, 1);
+}
+
+static const struct {
+  const char *name;
+  wasmtime_func_callback_t fn;
+} host_imports[] = {
+    {"probe_facts", h_probe_facts},
+    {"blocks", h_blocks},
+    {"subscribers", h_subscribers},
+};
+
 /* The shim, by import name; a module that imports anything else is refused at load. */
 static const struct {
   const char *name;
@@ -238,6 +310,10 @@ static const char *define_imports(lmodule *m, char *why, size_t whylen) {
     if (mod->size == strlen(WASI) && memcmp(mod->data, WASI, mod->size) == 0 && ft != NULL) {
       for (size_t k = 0; k < sizeof shim / sizeof shim[0]; k++) {
         if (strlen(shim[k].name) == name->size && memcmp(shim[k].name, name->data, name->size) == 0) fn = shim[k].fn;
+      }
+    } else if (mod->size == strlen(HOST) && memcmp(mod->data, HOST, mod->size) == 0 && ft != NULL) {
+      for (size_t k = 0; k < sizeof host_imports / sizeof host_imports[0]; k++) {
+        if (strlen(host_imports[k].name) == name->size && memcmp(host_imports[k].name, name->data, name->size) == 0) fn = host_imports[k].fn;
       }
     }
     if (fn == NULL) {
@@ -370,12 +446,14 @@ static int l_instantiate(lua_State *L) {
   lmodule *m = luaL_checkudata(L, 1, MODULE_MT);
   lua_Integer maxmem = luaL_optinteger(L, 2, -1);
   if (m->module == NULL) return luaL_error(L, "lastseen: module freed");
-  linstance *in = lua_newuserdatauv(L, sizeof *in, 1);
+  linstance *in = lua_newuserdatauv(L, sizeof *in, 2);
   memset(in, 0, sizeof *in);
   luaL_setmetatable(L, INSTANCE_MT);
   lua_pushvalue(L, 1); /* the instance keeps its module (engine) alive */
   lua_setiuservalue(L, -2, 1);
-  in->store = wasmtime_store_new(m->engine, NULL, NULL);
+  /* The store's data is the instance, for the lastseen imports: a Lua
+   * userdata never moves. */
+  in->store = wasmtime_store_new(m->engine, in, NULL);
   in->ctx = wasmtime_store_context(in->store);
   if (maxmem > 0) wasmtime_store_limiter(in->store, maxmem, -1, -1, -1, -1);
   wasmtime_instance_t inst;
@@ -453,6 +531,14 @@ static int l_step(lua_State *L) {
   size_t n;
   const char *events = luaL_checklstring(L, 2, &n);
   uint32_t w[8];
+  if (in->L != NULL) {
+    /* A host function called step: the guest is mid-step, its buffers in use. */
+    lua_pushnil(L);
+    lua_pushliteral(L, "reentry");
+    lua_pushliteral(L, "lastseen: step called from inside a step (a host function called into its machine)");
+    return 3;
+  }
+  lua_settop(L, 2); /* the instance stays at index 1 for the host function */
   if (n > INT32_MAX) {
     lua_pushnil(L);
     lua_pushliteral(L, "abi");
@@ -462,7 +548,11 @@ static int l_step(lua_State *L) {
   if (!ctrl_words(in, w)) goto badctrl;
   if (n > w[CTRL_IN_CAP / 4]) {
     int32_t st = 0;
-    if (!call_i32(L, in, &in->reserve, 1, (int32_t)n, 1, &st)) goto trapped;
+    int ok;
+    in->L = L;
+    ok = call_i32(L, in, &in->reserve, 1, (int32_t)n, 1, &st);
+    in->L = NULL;
+    if (!ok) goto trapped;
     if (st != 0) {
       lua_pushnil(L);
       lua_pushliteral(L, "abi");
@@ -478,7 +568,10 @@ static int l_step(lua_State *L) {
     memcpy(wasmtime_memory_data(in->ctx, &in->memory) + inptr, events, n);
   }
   int32_t status = 0;
-  if (!call_i32(L, in, &in->step, 1, (int32_t)n, 1, &status)) goto trapped;
+  in->L = L;
+  int stepped = call_i32(L, in, &in->step, 1, (int32_t)n, 1, &status);
+  in->L = NULL;
+  if (!stepped) goto trapped;
   /* Memory may have grown and the buffers moved: read everything afresh. */
   if (!ctrl_words(in, w)) goto badctrl;
   {
@@ -504,6 +597,20 @@ badctrl:
   return 3;
 }
 
+/*
+ * instance:set_host(fn | nil): the function that answers the lastseen
+ * imports during step, fn(name, owner, other) with name probe_facts,
+ * blocks (answer an integer) or subscribers (answer the list's bytes or a
+ * negative integer; other is absent). It must not call step.
+ */
+static int l_set_host(lua_State *L) {
+  luaL_checkudata(L, 1, INSTANCE_MT);
+  if (!lua_isnoneornil(L, 2)) luaL_checktype(L, 2, LUA_TFUNCTION);
+  lua_settop(L, 2);
+  lua_setiuservalue(L, 1, 2);
+  return 0;
+}
+
 /* instance:live() -> boolean */
 static int l_live(lua_State *L) {
   linstance *in = luaL_checkudata(L, 1, INSTANCE_MT);
@@ -513,7 +620,10 @@ static int l_live(lua_State *L) {
 
 /* instance:close(): frees the store now rather than at collection. */
 static int l_close(lua_State *L) {
-  instance_free(luaL_checkudata(L, 1, INSTANCE_MT));
+  linstance *in = luaL_checkudata(L, 1, INSTANCE_MT);
+  /* From a host function, mid-step: wasmtime is running in the store. */
+  if (in->L != NULL) return luaL_error(L, "lastseen: an instance cannot be closed during its own step");
+  instance_free(in);
   return 0;
 }
 
@@ -553,7 +663,7 @@ static int l_fsync(lua_State *L) {
 
 int luaopen_lastseen_core(lua_State *L) {
   static const luaL_Reg module_methods[] = {{"instantiate", l_instantiate}, {NULL, NULL}};
-  static const luaL_Reg instance_methods[] = {{"step", l_step}, {"abi_version", l_abi_version}, {"live", l_live}, {"close", l_close}, {"memory_size", l_memory_size}, {NULL, NULL}};
+  static const luaL_Reg instance_methods[] = {{"step", l_step}, {"set_host", l_set_host}, {"abi_version", l_abi_version}, {"live", l_live}, {"close", l_close}, {"memory_size", l_memory_size}, {NULL, NULL}};
   static const luaL_Reg funcs[] = {{"compile", l_compile}, {"wat2wasm", l_wat2wasm}, {"now", l_now}, {"fsync", l_fsync}, {NULL, NULL}};
 
   new_class(L, MODULE_MT, module_gc, module_methods);

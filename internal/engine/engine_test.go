@@ -143,8 +143,8 @@ func engineNames(t testing.TB) string {
 // hostEngines are the engines that run in a driver process, and what their
 // absence is reported as.
 var hostEngines = []struct {
-	name    string
-	what    string
+	name      string
+	what      string
 	start     func() (scenario.Factory, error)
 	hostFacts func() (scenario.Factory, error) // the same process, facts from the host (ABI version 3)
 	missing   error

@@ -38,9 +38,9 @@ return {
   end },
 
   { "a module of another ABI version is refused", function()
-    local mod = lastseen.compile(module("(module " .. ABI_EXPORTS .. '(func (export "lastseen_abi_version") (result i32) (i32.const 3)))'), true)
+    local mod = lastseen.compile(module("(module " .. ABI_EXPORTS .. '(func (export "lastseen_abi_version") (result i32) (i32.const 2)))'), true)
     local e = C.raises(lastseen.new, { served = { "montague.com" }, wasm = mod })
-    eq({ e.code, e.message }, { "ABI", "lastseen.wasm speaks ABI version 3, this binding 2" }, "error")
+    eq({ e.code, e.message }, { "ABI", "lastseen.wasm speaks ABI version 2, this binding 3" }, "error")
   end },
 
   { "a module without the ABI's exports is refused", function()

@@ -7,17 +7,17 @@ local lastseen = require "lastseen"
 local C = require "check"
 local eq = C.eq
 
--- The control block at 0: version 2, in 64/1024, out 2048/1024, out_len
+-- The control block at 0: version 3, in 64/1024, out 2048/1024, out_len
 -- 20, n_results 1. The result at 2048: OK, one output of kind 9 (a kind
 -- this binding does not know), to "x", stanza "y", no data.
 local WAT = [[
 (module
   (memory (export "memory") 1)
-  (data (i32.const 0) "\02\00\00\00\40\00\00\00\00\04\00\00\00\08\00\00\00\04\00\00\14\00\00\00\01\00\00\00\00\00\00\00")
+  (data (i32.const 0) "\03\00\00\00\40\00\00\00\00\04\00\00\00\08\00\00\00\04\00\00\14\00\00\00\01\00\00\00\00\00\00\00")
   (data (i32.const 2048) "\00\01\00\00\00\09\01\00\00\00x\01\00\00\00y\00\00\00\00")
   (global $steps (mut i32) (i32.const 0))
   (func (export "_initialize"))
-  (func (export "lastseen_abi_version") (result i32) (i32.const 2))
+  (func (export "lastseen_abi_version") (result i32) (i32.const 3))
   (func (export "lastseen_ctrl") (result i32) (i32.const 0))
   (func (export "lastseen_reserve") (param i32) (result i32) (i32.const 0))
   (func (export "lastseen_step") (param i32) (result i32)
