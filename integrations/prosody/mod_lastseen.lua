@@ -7,10 +7,10 @@
 -- every lost session, and answers every probe (from local clients and
 -- from other servers) and every Last Activity get for this host's JIDs:
 -- Prosody's own probe answering (mod_presence) and mod_lastactivity never
--- see those stanzas. Authorisation is read from Prosody's own roster and
--- blocklist storage when a probe or query arrives and sent to the machine
--- as facts in the same batch, cleared after it, so nothing is mirrored at
--- start-up and a roster change needs no event. The durable state is a
+-- see those stanzas. Authorisation is answered by Prosody's own roster and
+-- blocklist storage at the moment the machine asks (the binding's
+-- authorizer, ABI version 3 "facts from the host"), so nothing is mirrored
+-- at start-up and a roster change needs no event. The durable state is a
 -- snapshot plus a journal in Prosody's data directory: each call's
 -- records are appended and fsynced before its outputs are routed, so
 -- presence history survives a restart.
@@ -22,7 +22,7 @@
 
 local st = require "util.stanza";
 local xml = require "util.xml";
-local jid_split, jid_bare, jid_prep = import("util.jid", "split", "bare", "prep");
+local jid_split, jid_bare = import("util.jid", "split", "bare");
 local rostermanager = require "core.rostermanager";
 
 local binding_path = module:get_option_string("lastseen_binding_path");
@@ -43,6 +43,48 @@ local wasm_path = module:get_option_string("lastseen_wasm");
 if wasm_path then options.wasm = lastseen.compile(wasm_path); end
 
 local blocklist_store = module:open_store("blocklist");
+
+-- ---- authorisation, answered from Prosody's storage when asked ----
+
+local function roster_sub(owner_bare, contact_bare)
+	local node, h = jid_split(owner_bare);
+	if not node or h ~= host then return "none"; end
+	local roster = rostermanager.load_roster(node, h);
+	local item = roster and roster[contact_bare];
+	local sub = item and item.subscription;
+	if sub == "to" or sub == "from" or sub == "both" then return sub; end
+	return "none";
+end
+
+-- blocking returns the blocklist item of owner_bare that covers who (its
+-- full JID, bare JID or domain), or nil.
+local function blocking(owner_bare, who)
+	local node, h = jid_split(owner_bare);
+	if not node or h ~= host then return nil; end
+	local list = blocklist_store:get(node);
+	if not list then return nil; end
+	local _, whost, wres = jid_split(who);
+	local bare = jid_bare(who);
+	if list[who] then return who; end
+	if wres and list[bare] then return bare; end
+	if list[whost] then return whost; end
+	return nil;
+end
+
+-- The machine calls these with normalised JIDs whenever a probe, a Last
+-- Activity query or the domain's up needs a fact, so every answer reflects
+-- the storage at that moment. An error raised here (storage down) fails
+-- that one call, which then answers nothing.
+options.authorizer = {
+	-- A probe or query from prober to the local user owner.
+	probe_facts = function(owner, prober)
+		return blocking(owner, prober) ~= nil, roster_sub(owner, jid_bare(prober)), false;
+	end,
+	-- A client's own account blocks its target; also asked for each subscriber of up.
+	blocks = function(owner, jid) return blocking(owner, jid) ~= nil; end,
+	-- Prosody keeps no roster for a domain itself: up announces to no one.
+	subscribers = function() return {}; end,
+};
 
 -- ---- persistence: snapshot + journal in <data>/lastseen/<host>/ ----
 
@@ -139,62 +181,6 @@ local function persist(records)
 	if journal_records >= COMPACT_AFTER then compact(); end
 end
 
--- ---- authorisation facts from Prosody's storage ----
-
-local function roster_sub(owner_bare, contact_bare)
-	local node, h = jid_split(owner_bare);
-	if not node or h ~= host then return "none"; end
-	local roster = rostermanager.load_roster(node, h);
-	local item = roster and roster[contact_bare];
-	local sub = item and item.subscription;
-	if sub == "to" or sub == "from" or sub == "both" then return sub; end
-	return "none";
-end
-
--- blocking returns the blocklist item of owner_bare that covers who (its
--- full JID, bare JID or domain), or nil.
-local function blocking(owner_bare, who)
-	local node, h = jid_split(owner_bare);
-	if not node or h ~= host then return nil; end
-	local list = blocklist_store:get(node);
-	if not list then return nil; end
-	local _, whost, wres = jid_split(who);
-	local bare = jid_bare(who);
-	if list[who] then return who; end
-	if wres and list[bare] then return bare; end
-	if list[whost] then return whost; end
-	return nil;
-end
-
--- facts returns the set events and their removal for a probe or query
--- from sender (a full or bare JID) to target: does the sender's account
--- block the target (client only), does the target block the sender, the
--- target's subscription for the sender.
-local function facts(sender, target, client)
-	local set, clear = {}, {};
-	local owner, user = jid_bare(target), jid_bare(sender);
-	if not owner or not user then return set, clear; end
-	if client then
-		local b = blocking(user, owner);
-		if b then
-			set[#set + 1] = { type = "block", owner = user, jid = owner, blocked = true };
-			clear[#clear + 1] = { type = "block", owner = user, jid = owner, blocked = false };
-		end
-	end
-	if not jid_split(owner) or owner == user then return set, clear; end
-	if blocking(owner, sender) then
-		set[#set + 1] = { type = "block", owner = owner, jid = sender, blocked = true };
-		clear[#clear + 1] = { type = "block", owner = owner, jid = sender, blocked = false };
-		return set, clear;
-	end
-	local sub = roster_sub(owner, user);
-	if sub ~= "none" then
-		set[#set + 1] = { type = "roster", owner = owner, contact = user, sub = sub };
-		clear[#clear + 1] = { type = "roster", owner = owner, contact = user, sub = "none" };
-	end
-	return set, clear;
-end
-
 -- ---- running events and routing outputs ----
 
 -- route sends every output. An answer (reply, error, iq-reply) to a local
@@ -221,28 +207,20 @@ local function route(outputs)
 	end
 end
 
--- run sends ev between its facts and their removal in one batch, persists
--- its journal records, then routes its outputs. It returns the outputs,
--- or nil and the error.
-local function run(ev, set, clear)
-	set, clear = set or {}, clear or {};
-	local evs = {};
-	for _, f in ipairs(set) do evs[#evs + 1] = f; end
-	evs[#evs + 1] = ev;
-	for _, f in ipairs(clear) do evs[#evs + 1] = f; end
-	local ok, results = pcall(machine.batch, machine, evs);
+-- run sends ev, persists its journal records, then routes its outputs.
+-- It returns the outputs, or nil and the error.
+local function run(ev)
+	local ok, results = pcall(machine.batch, machine, { ev });
 	if not ok then
 		module:log("error", "lastseen: %s", tostring(results));
 		if lastseen.is_error(results) and (results.code == "TRAP" or results.code == "PANIC") then recover(); end
 		return nil, results;
 	end
-	for i = 1, #evs do
-		if results[i].error and i ~= #set + 1 then
-			module:log("error", "lastseen: a fact was refused: %s", tostring(results[i].error));
-		end
+	local r = results[1];
+	if r.error then
+		if r.error.code == "HOST" then module:log("error", "lastseen: %s", tostring(r.error)); end
+		return nil, r.error;
 	end
-	local r = results[#set + 1];
-	if r.error then return nil, r.error; end
 	persist(r.records);
 	route(r.outputs);
 	return r.outputs;
@@ -270,9 +248,7 @@ local function on_client_presence(event)
 	if origin.type ~= "c2s" or not origin.full_jid then return; end
 	local t = stanza.attr.type;
 	if t == "probe" then
-		local target = stanza.attr.to and jid_prep(stanza.attr.to) or (origin.username .. "@" .. origin.host);
-		local set, clear = facts(origin.full_jid, target, true);
-		local _, err = run({ type = "client", now = now(), session = origin.full_jid, stanza = client_xml(origin, stanza) }, set, clear);
+		local _, err = run({ type = "client", now = now(), session = origin.full_jid, stanza = client_xml(origin, stanza) });
 		if err then
 			-- The machine answers nothing for a probe it refuses; the client
 			-- is told, as Prosody tells it about any stanza it cannot take.
@@ -293,8 +269,7 @@ end
 local function on_inbound_presence(event)
 	local origin, stanza = event.origin, event.stanza;
 	if stanza.attr.type ~= "probe" or origin.type ~= "s2sin" then return; end
-	local set, clear = facts(stanza.attr.from, stanza.attr.to, false);
-	local _, err = run({ type = "server", now = now(), stanza = tostring(stanza) }, set, clear);
+	local _, err = run({ type = "server", now = now(), stanza = tostring(stanza) });
 	-- RFC 6121 4.3.2: a probe that cannot be answered is ignored.
 	if err then module:log("debug", "lastseen refused a server probe: %s", tostring(err)); end
 	return true;
@@ -304,11 +279,9 @@ local function on_last_activity(event)
 	local origin, stanza = event.origin, event.stanza;
 	local outs, err;
 	if origin.type == "c2s" and origin.full_jid then
-		local set, clear = facts(origin.full_jid, stanza.attr.to or origin.username .. "@" .. origin.host, true);
-		outs, err = run({ type = "client", now = now(), session = origin.full_jid, stanza = client_xml(origin, stanza) }, set, clear);
+		outs, err = run({ type = "client", now = now(), session = origin.full_jid, stanza = client_xml(origin, stanza) });
 	elseif origin.type == "s2sin" then
-		local set, clear = facts(stanza.attr.from, stanza.attr.to, false);
-		outs, err = run({ type = "server", now = now(), stanza = tostring(stanza) }, set, clear);
+		outs, err = run({ type = "server", now = now(), stanza = tostring(stanza) });
 	else
 		return;
 	end
