@@ -198,3 +198,112 @@ func outputStrings(outs []core.Output) []string {
 	}
 	return s
 }
+
+// The cost of a probe's facts (ABI version 3, wasm/ABI.md "Why this
+// shape"): Juliet probes Romeo, who went offline with a status, so the
+// answer is the stored unavailable presence with a delay. bench/hostfacts.sh
+// runs these with the Node.js and Lua equivalents and tabulates them.
+var (
+	offlineProbe = []byte(`<presence from='juliet@capulet.com/chamber' to='romeo@montague.com' type='probe' id='p1'/>`)
+	offlineS     = []byte(`<presence type='unavailable'><status>gone fishing</status></presence>`)
+	tybalt       = stanza.MustParse("tybalt@capulet.com")
+)
+
+// offlineRomeo sets m up for the probe, Romeo came online and left, and
+// checks that the probe gets his status: the facts reached the machine.
+func offlineRomeo(b *testing.B, m machine, probe func() []core.Output) {
+	b.Helper()
+	if _, err := m.Client(t0, romeo, onlineS); err != nil {
+		b.Fatal(err)
+	}
+	if _, err := m.Client(t0+1, romeo, offlineS); err != nil {
+		b.Fatal(err)
+	}
+	if out := probe(); len(out) != 1 || !bytes.Contains(out[0].Stanza, []byte("gone fishing")) {
+		b.Fatalf("the probe's answer: %v", outputStrings(out))
+	}
+}
+
+// probeFactsEvents is the batch a host that feeds facts as events sends
+// for one probe, as mod_lastseen did before version 3: the roster item,
+// block and opt-out facts it read for the probe, the probe, and the
+// roster item cleared after (the block and opt-out it set are "off").
+func probeFactsEvents() []wazerohost.Event {
+	return []wazerohost.Event{
+		{Kind: wazerohost.EventRoster, JID: romeoB, Other: juliet, Sub: core.SubBoth},
+		{Kind: wazerohost.EventBlock, JID: romeoB, Other: tybalt, On: false},
+		{Kind: wazerohost.EventHide, JID: romeoB, On: false},
+		{Kind: wazerohost.EventServer, Now: t0 + 2, Stanza: offlineProbe},
+		{Kind: wazerohost.EventRoster, JID: romeoB, Other: juliet, Sub: core.SubNone},
+	}
+}
+
+func BenchmarkProbeOffline(b *testing.B) {
+	auth := core.NewMemoryAuth()
+	auth.SetSubscription(romeoB, juliet, core.SubBoth)
+	b.Run("native", func(b *testing.B) {
+		m, err := core.New(core.Config{Served: served, Auth: auth})
+		if err != nil {
+			b.Fatal(err)
+		}
+		probe := func() []core.Output {
+			out, err := m.Server(t0+2, offlineProbe)
+			if err != nil || len(out) != 1 {
+				b.Fatal(out, err)
+			}
+			return out
+		}
+		offlineRomeo(b, m, probe)
+		for b.Loop() {
+			probe()
+		}
+	})
+	// The version 2 floor: facts fed once and kept in the guest, which a
+	// host with few facts can do; a server like Prosody cannot.
+	b.Run("wazero-kept", func(b *testing.B) {
+		e := newEngine(b, core.Config{Served: served})
+		if err := e.SetRoster(romeoB, juliet, core.SubBoth); err != nil {
+			b.Fatal(err)
+		}
+		probe := func() []core.Output {
+			out, err := e.Server(t0+2, offlineProbe)
+			if err != nil || len(out) != 1 {
+				b.Fatal(out, err)
+			}
+			return out
+		}
+		offlineRomeo(b, e, probe)
+		for b.Loop() {
+			probe()
+		}
+	})
+	b.Run("wazero-events", func(b *testing.B) {
+		e := newEngine(b, core.Config{Served: served})
+		events := probeFactsEvents()
+		probe := func() []core.Output {
+			rs, err := e.Batch(events)
+			if err != nil || len(rs[3].Outputs) != 1 {
+				b.Fatal(rs, err)
+			}
+			return rs[3].Outputs
+		}
+		offlineRomeo(b, e, probe)
+		for b.Loop() {
+			probe()
+		}
+	})
+	b.Run("wazero-host", func(b *testing.B) {
+		e := newEngine(b, core.Config{Served: served, Auth: auth})
+		probe := func() []core.Output {
+			out, err := e.Server(t0+2, offlineProbe)
+			if err != nil || len(out) != 1 {
+				b.Fatal(out, err)
+			}
+			return out
+		}
+		offlineRomeo(b, e, probe)
+		for b.Loop() {
+			probe()
+		}
+	})
+}
