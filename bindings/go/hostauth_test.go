@@ -238,6 +238,18 @@ func probeFactsEvents() []wazerohost.Event {
 	}
 }
 
+// serverProbe returns a call of the offline probe on m that fails b unless
+// it is answered.
+func serverProbe(b *testing.B, m machine) func() []core.Output {
+	return func() []core.Output {
+		out, err := m.Server(t0+2, offlineProbe)
+		if err != nil || len(out) != 1 {
+			b.Fatal(out, err)
+		}
+		return out
+	}
+}
+
 func BenchmarkProbeOffline(b *testing.B) {
 	auth := core.NewMemoryAuth()
 	auth.SetSubscription(romeoB, juliet, core.SubBoth)
@@ -246,13 +258,7 @@ func BenchmarkProbeOffline(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		probe := func() []core.Output {
-			out, err := m.Server(t0+2, offlineProbe)
-			if err != nil || len(out) != 1 {
-				b.Fatal(out, err)
-			}
-			return out
-		}
+		probe := serverProbe(b, m)
 		offlineRomeo(b, m, probe)
 		for b.Loop() {
 			probe()
@@ -265,13 +271,7 @@ func BenchmarkProbeOffline(b *testing.B) {
 		if err := e.SetRoster(romeoB, juliet, core.SubBoth); err != nil {
 			b.Fatal(err)
 		}
-		probe := func() []core.Output {
-			out, err := e.Server(t0+2, offlineProbe)
-			if err != nil || len(out) != 1 {
-				b.Fatal(out, err)
-			}
-			return out
-		}
+		probe := serverProbe(b, e)
 		offlineRomeo(b, e, probe)
 		for b.Loop() {
 			probe()
@@ -294,13 +294,7 @@ func BenchmarkProbeOffline(b *testing.B) {
 	})
 	b.Run("wazero-host", func(b *testing.B) {
 		e := newEngine(b, core.Config{Served: served, Auth: auth})
-		probe := func() []core.Output {
-			out, err := e.Server(t0+2, offlineProbe)
-			if err != nil || len(out) != 1 {
-				b.Fatal(out, err)
-			}
-			return out
-		}
+		probe := serverProbe(b, e)
 		offlineRomeo(b, e, probe)
 		for b.Loop() {
 			probe()

@@ -172,30 +172,38 @@ func FuzzStep(f *testing.F) {
 	})
 }
 
+// configEvent encodes a config event serving served with options opts.
+func configEvent(served []string, opts ...int64) []byte {
+	var e enc
+	e.u8(opConfig)
+	e.u32(uint32(len(served)))
+	for _, d := range served {
+		e.str(d)
+	}
+	e.u32(uint32(len(opts)))
+	for _, o := range opts {
+		e.i64(o)
+	}
+	return e.b
+}
+
+// runOK steps g through the events b, which must all decode, and returns
+// a copy of the results.
+func runOK(t *testing.T, g *guest, b []byte) []byte {
+	t.Helper()
+	copy(g.in, b)
+	if s := g.step(len(b)); s != statusOK {
+		t.Fatalf("status %d: %q", s, g.out)
+	}
+	return append([]byte(nil), g.out...)
+}
+
 // TestJournal runs events on a guest that journals and feeds the records
 // its results carry to a second guest through apply: both end in the same
 // state, and the records are the native machine's, byte for byte.
 func TestJournal(t *testing.T) {
-	config := func(journal int64) []byte {
-		var e enc
-		e.u8(opConfig)
-		e.u32(1)
-		e.str("montague.com")
-		e.u32(8)
-		for range 7 {
-			e.i64(0)
-		}
-		e.i64(journal)
-		return e.b
-	}
-	run := func(g *guest, b []byte) []byte {
-		t.Helper()
-		copy(g.in, b)
-		if s := g.step(len(b)); s != statusOK {
-			t.Fatalf("status %d: %q", s, g.out)
-		}
-		return append([]byte(nil), g.out...)
-	}
+	config := func(journal int64) []byte { return configEvent([]string{"montague.com"}, 0, 0, 0, 0, 0, 0, 0, journal) }
+	run := func(g *guest, b []byte) []byte { t.Helper(); return runOK(t, g, b) }
 	src, dst := newTestGuest(), newTestGuest()
 	run(src, config(1))
 	run(dst, config(0))
@@ -315,26 +323,9 @@ func (h *fakeHost) subscribers(owner string, buf []byte) int32 {
 // leaves the state as it was.
 func TestFactsFromHost(t *testing.T) {
 	config := func(fromHost int64) []byte {
-		var e enc
-		e.u8(opConfig)
-		e.u32(2)
-		e.str("montague.com")
-		e.str("chat.montague.com")
-		e.u32(9)
-		for range 8 {
-			e.i64(0)
-		}
-		e.i64(fromHost)
-		return e.b
+		return configEvent([]string{"montague.com", "chat.montague.com"}, 0, 0, 0, 0, 0, 0, 0, 0, fromHost)
 	}
-	run := func(g *guest, b []byte) []byte {
-		t.Helper()
-		copy(g.in, b)
-		if s := g.step(len(b)); s != statusOK {
-			t.Fatalf("status %d: %q", s, g.out)
-		}
-		return append([]byte(nil), g.out...)
-	}
+	run := func(g *guest, b []byte) []byte { t.Helper(); return runOK(t, g, b) }
 	h := &fakeHost{auth: core.NewMemoryAuth()}
 	facts := func(owner, contact string, sub core.Subscription) {
 		h.auth.SetSubscription(stanza.MustParse(owner), stanza.MustParse(contact), sub)
