@@ -3,7 +3,7 @@
 //
 // Usage:
 //
-//	lastseen replay [-engine=native|sharded|wazero|node|lua] FILE...   run scenario files; exit 1 if any fails
+//	lastseen replay [-engine=native|sharded|wazero|node|lua[-hostfacts]] FILE...   run scenario files; exit 1 if any fails
 //	lastseen demo                                          play XEP-0318's use cases, stanza by stanza
 //	lastseen help                                          print this help
 //
@@ -26,7 +26,7 @@ func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
 // commands is the usage text, one command a line, the descriptions in one
 // column.
 var commands = [][2]string{
-	{"lastseen replay [-engine=native|sharded|wazero|node|lua] FILE...", "run scenario files (spec/SCENARIOS.md); exit 1 if any fails"},
+	{"lastseen replay [-engine=native|sharded|wazero|node|lua[-hostfacts]] FILE...", "run scenario files (spec/SCENARIOS.md); exit 1 if any fails"},
 	{"lastseen demo", "play XEP-0318's use cases, stanza by stanza"},
 	{"lastseen help", "print this help"},
 }
@@ -51,7 +51,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "replay":
 		fs := flag.NewFlagSet("replay", flag.ContinueOnError)
 		fs.SetOutput(stderr)
-		eng := fs.String("engine", "native", "engine to run on: native (the Go core), sharded (the Go core behind core.Sharded), wazero (lastseen.wasm on wazero), node (lastseen.wasm on Node.js) or lua (lastseen.wasm on wasmtime under Lua 5.4; bash bindings/lua/build.sh first)")
+		eng := fs.String("engine", "native", "engine to run on: native (the Go core), sharded (the Go core behind core.Sharded), wazero (lastseen.wasm on wazero), node (lastseen.wasm on Node.js) or lua (lastseen.wasm on wasmtime under Lua 5.4; bash bindings/lua/build.sh first); wazero-hostfacts, node-hostfacts and lua-hostfacts answer the machine's authorisation questions from the host (ABI version 3)")
 		if err := fs.Parse(args[1:]); err != nil {
 			return 2
 		}
@@ -103,6 +103,12 @@ func factory(name string) (scenario.Factory, error) {
 		return engine.Node(), nil
 	case "lua":
 		return engine.Lua(), nil
+	case "wazero-hostfacts":
+		return engine.WazeroHostFacts(), nil
+	case "node-hostfacts":
+		return engine.NodeHostFacts(), nil
+	case "lua-hostfacts":
+		return engine.LuaHostFacts(), nil
 	}
-	return nil, fmt.Errorf("unknown engine %q (want native, sharded, wazero, node or lua)", name)
+	return nil, fmt.Errorf("unknown engine %q (want native, sharded, wazero, node or lua, the last three also with -hostfacts)", name)
 }

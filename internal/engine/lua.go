@@ -52,4 +52,8 @@ func StartLua() (*NodeHost, error) {
 // module under the Lua binding (bindings/lua, wasmtime). One lua5.4
 // process starts at the first script and serves every later one; it exits
 // when this process does (its stdin closes).
-func Lua() scenario.Factory { return lazyHost(StartLua) }
+func Lua() scenario.Factory { return lazyHost(StartLua, (*NodeHost).Factory) }
+
+// LuaHostFacts is Lua with the facts from the host (ABI version 3; see
+// NodeHost.HostFactsFactory).
+func LuaHostFacts() scenario.Factory { return lazyHost(StartLua, (*NodeHost).HostFactsFactory) }

@@ -277,11 +277,15 @@ func (n *hostFactsEngine) Hide(owner string) error {
 // module under Node.js (bindings/node, on its minimal WASI shim). One node
 // process starts at the first script and serves every later one; it exits
 // when this process does (its stdin closes).
-func Node() scenario.Factory { return lazyHost(StartNode) }
+func Node() scenario.Factory { return lazyHost(StartNode, (*NodeHost).Factory) }
 
-// lazyHost returns a scenario.Factory whose engines live in one driver
-// process, started by start at the first script.
-func lazyHost(start func() (*NodeHost, error)) scenario.Factory {
+// NodeHostFacts is Node with the facts from the host (ABI version 3; see
+// HostFactsFactory).
+func NodeHostFacts() scenario.Factory { return lazyHost(StartNode, (*NodeHost).HostFactsFactory) }
+
+// lazyHost returns a scenario.Factory whose engines, made by factory, live
+// in one driver process, started by start at the first script.
+func lazyHost(start func() (*NodeHost, error), factory func(*NodeHost) scenario.Factory) scenario.Factory {
 	var (
 		once sync.Once
 		host *NodeHost
@@ -292,7 +296,7 @@ func lazyHost(start func() (*NodeHost, error)) scenario.Factory {
 		if err != nil {
 			return nil, err
 		}
-		return host.Factory()(served)
+		return factory(host)(served)
 	}
 }
 
