@@ -135,7 +135,8 @@ var (
 	// ErrTrap means the WebAssembly instance trapped or exited. The engine
 	// closed it and started a fresh one with the same Config: everything
 	// the machine tracked, and every roster, block and opt-out fact, is
-	// gone and must be fed again.
+	// gone and must be fed again (with Config.Auth there are none to feed:
+	// the fresh instance asks Config.Auth again).
 	ErrTrap = errors.New("lastseen wasm: instance trapped")
 	// ErrGuestPanic means the guest recovered from a panic in the machine.
 	// As with ErrTrap the machine starts again empty.
