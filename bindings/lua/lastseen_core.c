@@ -192,6 +192,28 @@ static wasm_trap_t *w_poll_oneoff(void *env, wasmtime_caller_t *caller, const wa
 
 /* ---- the lastseen imports (ABI.md section 5, "Facts from the host") ---- */
 
+/* The arguments of one import call, for ask_lua. */
+typedef struct {
+  const char *name;
+  const char *a, *b; /* owner, other (NULL for subscribers) */
+  size_t alen, blen;
+} host_call;
+
+/*
+ * ask_lua runs under lua_pcall, with the host function and the host_call
+ * (a light userdata) on its stack: every push that may allocate, and so
+ * raise, happens here, inside the protected call.
+ */
+static int ask_lua(lua_State *L) {
+  const host_call *c = lua_touserdata(L, 2);
+  lua_settop(L, 1);
+  lua_pushstring(L, c->name);
+  lua_pushlstring(L, c->a, c->alen);
+  if (c->b != NULL) lua_pushlstring(L, c->b, c->blen);
+  lua_call(L, c->b != NULL ? 3 : 2, 1);
+  return 1;
+}
+
 /*
  * ask calls the instance's host function (set_host) as
  * fn(name, owner, other) under lua_pcall and returns its answer: an
@@ -199,24 +221,27 @@ static wasm_trap_t *w_poll_oneoff(void *env, wasmtime_caller_t *caller, const wa
  * fit buf_cap (the answer is then their length either way). Anything else,
  * an error in fn, no fn, or a call outside step, is -1: the guest then
  * refuses the event, and lastseen.lua reports the error fn recorded.
+ * Nothing here raises outside the protected call: lua_checkstack,
+ * lua_getiuservalue, the pushes of a light C function and a light
+ * userdata, and reading an integer or a string do not allocate.
  */
 static wasm_trap_t *ask(const char *name, wasmtime_caller_t *caller, const wasmtime_val_t *args, wasmtime_val_t *results, int list) {
   linstance *in = wasmtime_context_get_data(wasmtime_caller_context(caller));
   size_t size;
   uint8_t *m = guest_mem(caller, &size);
-  if (m == NULL || !IN_BOUNDS(ARG(0), ARG(1), size) || !IN_BOUNDS(ARG(2), list ? 0 : ARG(3), size)) return bad_pointer();
-  if (list && !IN_BOUNDS(ARG(2), ARG(3), size)) return bad_pointer();
+  if (m == NULL || !IN_BOUNDS(ARG(0), ARG(1), size) || !IN_BOUNDS(ARG(2), ARG(3), size)) return bad_pointer();
   lua_State *L = in == NULL ? NULL : in->L;
   if (L == NULL || !lua_checkstack(L, 8)) return RET(-1);
   int top = lua_gettop(L);
   int32_t answer = -1;
+  host_call c = {name, (const char *)m + ARG(0), list ? NULL : (const char *)m + ARG(2), ARG(1), ARG(3)};
+  lua_pushcfunction(L, ask_lua);
   if (lua_getiuservalue(L, 1, 2) == LUA_TFUNCTION) {
-    lua_pushstring(L, name);
-    lua_pushlstring(L, (const char *)m + ARG(0), ARG(1));
-    if (!list) lua_pushlstring(L, (const char *)m + ARG(2), ARG(3));
-    if (lua_pcall(L, list ? 2 : 3, 1, 0) == LUA_OK) {
+    lua_pushlightuserdata(L, &c);
+    if (lua_pcall(L, 2, 1, 0) == LUA_OK) {
       int isint = 0;
-      lua_Integer v = lua_tointegerx(L, -1, &isint);
+      /* A number, not a string that reads as one: a list's bytes are a string. */
+      lua_Integer v = lua_type(L, -1) == LUA_TNUMBER ? lua_tointegerx(L, -1, &isint) : 0;
       if (isint && v >= INT32_MIN && v <= INT32_MAX) {
         answer = (int32_t)v;
       } else if (list && lua_type(L, -1) == LUA_TSTRING) {
