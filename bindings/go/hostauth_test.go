@@ -11,6 +11,7 @@ import (
 	wazerohost "github.com/lastseen-xmpp/lastseen/bindings/go"
 	"github.com/lastseen-xmpp/lastseen/core"
 	"github.com/lastseen-xmpp/lastseen/stanza"
+	"github.com/lastseen-xmpp/lastseen/store"
 )
 
 // failingAuth is a MemoryAuth that panics with errStorage whenever it is
@@ -300,4 +301,49 @@ func BenchmarkProbeOffline(b *testing.B) {
 			probe()
 		}
 	})
+}
+
+// TestAuthorizerDurable keeps the state of an engine whose facts come from
+// Config.Auth in a store directory: the facts are not the store's, so a
+// reopened store asks Config.Auth again and answers as before the close.
+func TestAuthorizerDurable(t *testing.T) {
+	dir := t.TempDir()
+	auth := authFacts()
+	cfg := core.Config{Served: []string{"montague.com", "chat.montague.com"}, Auth: auth}
+	d, err := wazerohost.OpenDurable(ctx, dir, cfg, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.Client(t0, romeo, onlineS); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.Client(t0+1, romeo, offlineS); err != nil {
+		t.Fatal(err)
+	}
+	before, err := d.Server(t0+2, offlineProbe)
+	if err != nil || len(before) != 1 || !bytes.Contains(before[0].Stanza, []byte("gone fishing")) {
+		t.Fatalf("probe before the close: %v, %v", outputStrings(before), err)
+	}
+	before = cloneOutputs(before)
+	if err := d.Shutdown(); err != nil {
+		t.Fatal(err)
+	}
+	d, err = wazerohost.OpenDurable(ctx, dir, cfg, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Shutdown()
+	after, err := d.Server(t0+2, offlineProbe)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(outputStrings(before), outputStrings(after)); diff != "" {
+		t.Errorf("probe after reopening (-before +after):\n%s", diff)
+	}
+	// A roster change in the host's storage applies at once: no event.
+	auth.SetSubscription(romeoB, juliet, core.SubNone)
+	out, err := d.Server(t0+3, offlineProbe)
+	if err != nil || len(out) != 1 || !bytes.Contains(out[0].Stanza, []byte("type='unsubscribed'")) {
+		t.Errorf("probe after the host removed the roster item: %v, %v", outputStrings(out), err)
+	}
 }
