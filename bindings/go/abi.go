@@ -167,6 +167,12 @@ type guestError struct {
 func (e *guestError) Error() string { return e.msg }
 func (e *guestError) Unwrap() error { return e.err }
 
+// hostFailure is a HOST result whose reason the host holds: an import
+// answered "failed" (flag bit 1).
+type hostFailure struct{ error }
+
+func (e *hostFailure) Unwrap() error { return e.error }
+
 // encoder appends events in the ABI's format.
 type encoder struct{ b []byte }
 
@@ -348,6 +354,9 @@ func (d *decoder) result(outs []core.Output) (_ []core.Output, data []byte, err 
 	}
 	if flags&1 != 0 {
 		return outs, nil, &core.InputError{Event: event, Err: reason}
+	}
+	if code == codeHost && flags&2 != 0 {
+		return outs, nil, &hostFailure{reason}
 	}
 	return outs, nil, reason
 }

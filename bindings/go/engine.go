@@ -276,7 +276,7 @@ func (e *Engine) run(rs []Result) ([]Result, error) {
 		if d.bad {
 			return rs, fmt.Errorf("%w: malformed result record", ErrABI)
 		}
-		if errors.Is(rerr, ErrAuthorizer) && len(e.hostErrs) > 0 {
+		if _, failed := rerr.(*hostFailure); failed && len(e.hostErrs) > 0 {
 			// The guest names the import; the host has the reason.
 			rerr, e.hostErrs = e.hostErrs[0], e.hostErrs[1:]
 		}

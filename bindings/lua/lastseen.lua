@@ -185,8 +185,10 @@ local function read_result(s, i)
   end
   local bad = flags & 1 ~= 0
   local message = bad and ("lastseen: bad %s input: %s"):format(event, reason) or reason
+  -- Flag bit 1: an import answered "failed" and the host holds the reason.
   return { error = new_error(M.CODES[code] or ("CODE_" .. code), message,
-    { number = code, event = event, bad_input = bad, reason = reason, detail = detail }) }, i
+    { number = code, event = event, bad_input = bad, reason = reason, detail = detail }),
+    host_failed = flags & 2 ~= 0 }, i
 end
 
 -- ---- modules ----
@@ -352,7 +354,7 @@ local function send(self, bytes)
   for k = 1, n do
     local r
     r, i = read_result(out, i)
-    if r.error and r.error.code == "HOST" and #errs > 0 then
+    if r.host_failed and #errs > 0 then
       -- The guest names the import; the callback's error is the reason.
       local e = table.remove(errs, 1)
       e.event = r.error.event

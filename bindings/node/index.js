@@ -401,7 +401,8 @@ class Reader {
     else if (dk === 2) detail = { input: this.str(), part: this.str(), reason: this.str() };
     const badInput = (flags & 1) !== 0;
     const message = badInput ? `lastseen: bad ${event} input: ${reason}` : reason;
-    return { error: new LastseenError(CODES[code] ?? `CODE_${code}`, message, { event, badInput, reason, detail }) };
+    // Flag bit 1: an import answered "failed" and the host holds the reason.
+    return { error: new LastseenError(CODES[code] ?? `CODE_${code}`, message, { event, badInput, reason, detail }), hostFailed: (flags & 2) !== 0 };
   }
 }
 
@@ -562,7 +563,7 @@ export class Machine {
       for (let k = this.#word(CTRL.nResults); k > 0; k--) {
         const res = r.result();
         // The guest names the import; the callback's error is the reason.
-        if (res.error?.code === 'HOST' && host.errors.length > 0) {
+        if (res.hostFailed && host.errors.length > 0) {
           const e = host.errors.shift();
           e.event = res.error.event;
           res.error = e;

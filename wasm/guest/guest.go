@@ -411,6 +411,10 @@ func (g *guest) writeErr(op byte, err error) {
 	if errors.As(err, &ie) {
 		flags, event, reason = 1, ie.Event, ie.Err
 	}
+	var he *errHost
+	if errors.As(err, &he) && he.failed {
+		flags |= 2 // the host failed and holds the reason (version 3)
+	}
 	g.u8(classify(err))
 	g.u8(flags)
 	g.str(event)

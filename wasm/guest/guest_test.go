@@ -445,8 +445,8 @@ func TestFactsFromHost(t *testing.T) {
 		e = enc{}
 		ev(&e)
 		out := run(byHost, e.b)
-		if out[0] != codeHost || out[1] != 0 {
-			t.Errorf("op %d with a failing host: result %q, want code %d", e.b[0], out, codeHost)
+		if out[0] != codeHost || out[1] != 2 {
+			t.Errorf("op %d with a failing host: result %q, want code %d with flag 2 (the host failed)", e.b[0], out, codeHost)
 		}
 	}
 	if after := byHost.m.AppendState(nil); !bytes.Equal(before, after) {
@@ -461,6 +461,20 @@ func TestFactsFromHost(t *testing.T) {
 	if out := run(byHost, e.b); out[0] != codeBadInput || !bytes.Contains(out, []byte(core.ErrNoSubscriberLister.Error())) {
 		t.Errorf("up with no lister: %q", out)
 	}
+	// An answer the guest cannot use is the host's fault too, but the host
+	// did not say it failed: flag 0, the guest's message is the reason.
+	byHost.host = &truncated{h}
+	if out := run(byHost, e.b); out[0] != codeHost || out[1] != 0 || !bytes.Contains(out, []byte("truncated")) {
+		t.Errorf("up with a truncated subscriber list: %q", out)
+	}
+}
+
+// truncated lists one subscriber whose length runs past the list's end.
+type truncated struct{ *fakeHost }
+
+func (truncated) subscribers(_ string, buf []byte) int32 {
+	binary.LittleEndian.PutUint32(buf, 99)
+	return 6
 }
 
 type unlisted struct{ *fakeHost }

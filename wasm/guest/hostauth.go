@@ -37,9 +37,13 @@ const (
 const maxSubscriberTries = 4
 
 // errHost is the error of an event during which the host failed to answer
-// an import: the event emits nothing (code 19 HOST). The host holds the
-// reason; this text names the import.
-type errHost struct{ fn string }
+// an import: the event emits nothing (code 19 HOST). When the host said so
+// (failed: a negative answer, flag bit 1 of the result) the host holds the
+// reason; otherwise its answer was unusable. The text names the import.
+type errHost struct {
+	fn     string
+	failed bool
+}
 
 func (e *errHost) Error() string { return "the host failed to answer " + e.fn }
 
@@ -60,7 +64,7 @@ func (a hostAuth) ProbeFacts(owner, prober stanza.JID) (blocked bool, sub core.S
 	}
 	r := g.host.probeFacts(owner.String(), prober.String())
 	if r < 0 {
-		g.hostErr = &errHost{"probe_facts"}
+		g.hostErr = &errHost{"probe_facts", true}
 		return true, core.SubNone, true
 	}
 	return r&1 != 0, core.Subscription(r >> 1 & 3), r&8 != 0
@@ -74,7 +78,7 @@ func (a hostAuth) Blocks(owner, jid stanza.JID) bool {
 	}
 	r := g.host.blocks(owner.String(), jid.String())
 	if r < 0 {
-		g.hostErr = &errHost{"blocks"}
+		g.hostErr = &errHost{"blocks", true}
 		return true
 	}
 	return r != 0
@@ -120,7 +124,7 @@ func (g *guest) fetchSubscribers(event string, d stanza.JID) error {
 	n := int32(len(g.subBuf))
 	for try := 0; ; try++ {
 		if try == maxSubscriberTries {
-			return &errHost{"subscribers (the list kept growing)"}
+			return &errHost{"subscribers (the list kept growing)", false}
 		}
 		if int(n) > len(g.subBuf) {
 			g.subBuf = make([]byte, n)
@@ -130,7 +134,7 @@ func (g *guest) fetchSubscribers(event string, d stanza.JID) error {
 		case n == noLister:
 			return &core.InputError{Event: event, Err: core.ErrNoSubscriberLister}
 		case n < 0:
-			return &errHost{"subscribers"}
+			return &errHost{"subscribers", true}
 		}
 		if int(n) <= len(g.subBuf) {
 			break
@@ -139,11 +143,11 @@ func (g *guest) fetchSubscribers(event string, d stanza.JID) error {
 	b := g.subBuf[:n]
 	for len(b) > 0 {
 		if len(b) < 4 {
-			return &errHost{"subscribers (a truncated list)"}
+			return &errHost{"subscribers (a truncated list)", false}
 		}
 		l := binary.LittleEndian.Uint32(b)
 		if uint64(l) > uint64(len(b)-4) {
-			return &errHost{"subscribers (a truncated list)"}
+			return &errHost{"subscribers (a truncated list)", false}
 		}
 		// Parse copies what it keeps: the buffer is reused.
 		if j, err := stanza.Parse(string(b[4 : 4+l])); err == nil && !j.IsZero() {
@@ -158,7 +162,7 @@ func (g *guest) fetchSubscribers(event string, d stanza.JID) error {
 		r := g.host.blocks(d.String(), c.String())
 		if r < 0 {
 			g.subs = g.subs[:0]
-			return &errHost{"blocks"}
+			return &errHost{"blocks", true}
 		}
 		if r == 0 {
 			kept = append(kept, c)
