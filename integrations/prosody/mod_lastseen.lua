@@ -19,6 +19,7 @@
 --   lastseen_binding_path = "/path/to/lastseen/bindings/lua"  -- lastseen.lua and lastseen_core.so
 --   lastseen_wasm = "/path/to/lastseen.wasm"                   -- default: the binding's search
 --   lastseen_probe_limit = { burst = 10, per = 6 }             -- client probes per session; per in seconds
+--   lastseen_compact_after = 10000                             -- journal records between snapshots
 
 local st = require "util.stanza";
 local xml = require "util.xml";
@@ -77,6 +78,9 @@ local journal, journal_records = nil, 0;
 -- Past this many records the journal is folded into a new snapshot while
 -- running, so that it (and the replay at start) stays bounded.
 local COMPACT_AFTER = module:get_option_number("lastseen_compact_after", 10000);
+if COMPACT_AFTER < 1 or COMPACT_AFTER ~= math.floor(COMPACT_AFTER) then
+	error(("lastseen_compact_after must be a whole number of records, at least 1 (got %s)"):format(COMPACT_AFTER));
+end
 
 -- replay restores the snapshot and applies the journal's records (a torn
 -- last record, from a crash mid-append, ends the replay). It returns how
@@ -99,12 +103,15 @@ local function replay()
 end
 
 -- compact writes the machine's state as the snapshot and starts an empty
--- journal.
-local function compact()
-	write_durable(snapshot_path, machine:snapshot());
+-- journal; why ("start", "threshold", "stop") goes to the log line, which
+-- the e2e suite counts.
+local function compact(why)
+	local snap = machine:snapshot();
+	write_durable(snapshot_path, snap);
 	if journal then journal:close(); end
 	journal = assert(io.open(journal_path, "wb"));
 	assert(lastseen.fsync(journal));
+	module:log("info", "lastseen: compacted (%s): snapshot of %d bytes, journal restarted after %d records", why, #snap, journal_records);
 	journal_records = 0;
 end
 
@@ -113,7 +120,7 @@ end
 local function load()
 	local n = replay();
 	local offline = machine:restarted();
-	compact();
+	compact("start");
 	module:log("info", "lastseen: state loaded (%d journal records, %d resources taken offline)", n, offline);
 end
 
@@ -136,7 +143,7 @@ local function persist(records)
 	local ok, err = lastseen.fsync(journal);
 	if not ok then module:log("error", "lastseen: journal fsync failed: %s", err); end
 	journal_records = journal_records + #records;
-	if journal_records >= COMPACT_AFTER then compact(); end
+	if journal_records >= COMPACT_AFTER then compact("threshold"); end
 end
 
 -- ---- authorisation facts from Prosody's storage ----
@@ -353,6 +360,6 @@ load();
 -- running server keeps the restored state and announces nothing).
 module:hook_global("server-started", announce);
 
-module:hook_global("server-stopping", compact);
+module:hook_global("server-stopping", function() compact("stop"); end);
 
 module:log("info", "lastseen: answering probes and Last Activity for %s", host);

@@ -26,6 +26,7 @@ import slixmpp
 
 WAIT = 5.0  # seconds: the bound of every wait for a stanza
 REMOTE = "remote.test"  # the other server's domain (s2s cases); .test never leaves the resolver
+COMPACT = 3  # lastseen_compact_after in the suite: the journal is folded into a snapshot many times a run
 NETNS = "LASTSEEN_E2E_NETNS"  # "inside" once the suite runs in its own network namespace
 QUIET = 1.5  # seconds: how long "nothing arrives" is watched
 
@@ -106,6 +107,10 @@ class Server:
                 raise RuntimeError("prosody exited: " + self.log_tail())
             try:
                 socket.create_connection((self.addr, self.port), timeout=0.5).close()
+                try:  # the snapshot written at start (the compaction case)
+                    self.snapshot_ino = os.stat(os.path.join(self.dir, "data", "lastseen", self.domain + ".snapshot")).st_ino
+                except OSError:
+                    self.snapshot_ino = None
                 return
             except OSError:
                 time.sleep(0.1)
@@ -233,6 +238,26 @@ class Suite:
         return [s for s in frm.inbox[mark:] if s.startswith("<presence") and attr(s, "from") == to]
 
 
+def compactions(srv):
+    """How many times the module folded its journal into a snapshot while
+    running (its log lines), whether the snapshot file is a new one since
+    the server started (each is renamed over the last), and how many
+    records the journal holds now (None: no journal, stock Prosody)."""
+    log = open(os.path.join(srv.dir, "prosody.log")).read()
+    folds = len(re.findall(r"lastseen: compacted \(threshold\)", log))
+    base = os.path.join(srv.dir, "data", "lastseen", srv.domain)
+    try:
+        moved = os.stat(base + ".snapshot").st_ino != srv.snapshot_ino
+        j = open(base + ".journal", "rb").read()
+    except OSError:
+        return folds, False, None
+    n, i = 0, 0
+    while i + 4 <= len(j):
+        i += 4 + int.from_bytes(j[i:i + 4], "little")
+        n += 1
+    return folds, moved, n if i == len(j) else None
+
+
 def show(stanzas):
     return " | ".join(re.sub(r"\sxmlns=['\"]jabber:client['\"]", "", s)[:200] for s in stanzas) or "(nothing)"
 
@@ -310,7 +335,8 @@ async def main(args):
         return await figures(args)
     why = into_netns()
     hosts = "127.0.0.1 localhost\n127.0.0.2 %s\n" % REMOTE
-    srv = Server(args.repo, args.stock, template=args.template, s2s=why is None, hosts=hosts)
+    srv = Server(args.repo, args.stock, template=args.template, s2s=why is None, hosts=hosts,
+                 extra="lastseen_compact_after = %d" % COMPACT)
     remote = None
     try:
         populate(srv)
@@ -560,14 +586,24 @@ async def run_steps(suite, srv, remote, s2s_why):
         suite.skipped += 1
         print("skip s2s              no network namespace for the second server (%s)" % s2s_why, flush=True)
 
+    bob = await login(srv, "bob", "r8")
+    bob.send_raw("<presence><status>last before the restart</status></presence>")
+    bob.send_raw("<presence type='unavailable'><status>left before the restart</status></presence>")
+    await asyncio.sleep(0.5)
+    bob.disconnect()
     for c in (alice, alice2, carol, dave):
         c.disconnect()
     await asyncio.sleep(0.5)
+    folds, snap_moved, tail = compactions(srv)
+    ok = folds >= 3 and snap_moved and 0 <= tail < COMPACT
+    suite.check("compaction", ok, "%d compactions at lastseen_compact_after = %d while running; snapshot replaced: %s; "
+                "%s journal records since the last" % (folds, COMPACT, snap_moved, tail))
     srv.stop()
     srv.start()
     alice = await login(srv, "alice", "desk3")
     got = await suite.probe(alice, "bob@localhost")
-    ok = len(got) == 1 and attr(got[0], "type") == "unavailable" and has_delay(got[0])
+    ok = len(got) == 1 and attr(got[0], "type") == "unavailable" and "left before the restart" in got[0] \
+        and has_delay(got[0]) and "bob@localhost/r8" in got[0]
     suite.check("restart", ok, show(got))
 
     # A crash: the journal, fsynced before each answer left, is all there is.
