@@ -20,6 +20,8 @@
 --   lastseen_wasm = "/path/to/lastseen.wasm"                   -- default: the binding's search
 --   lastseen_probe_limit = { burst = 10, per = 6 }             -- client probes per session; per in seconds
 --   lastseen_compact_after = 10000                             -- journal records between snapshots
+--   lastseen_max_memory = 256 * 1024 * 1024                    -- bytes of guest memory; over it the guest traps
+--   lastseen_test_faults = false                               -- tests only: SIGUSR2 makes the guest trap
 
 local st = require "util.stanza";
 local xml = require "util.xml";
@@ -39,6 +41,13 @@ local options = { served = { host }, journal = true };
 if type(limit) == "table" then
 	options.probe_limit = { burst = math.tointeger(limit.burst) or 0,
 		per = math.floor((tonumber(limit.per) or 0) * 1e9) };
+end
+local max_memory = module:get_option_number("lastseen_max_memory");
+if max_memory then
+	if max_memory < 1 or max_memory ~= math.floor(max_memory) then
+		error(("lastseen_max_memory must be a whole number of bytes (got %s)"):format(max_memory));
+	end
+	options.max_memory = math.tointeger(max_memory);
 end
 local wasm_path = module:get_option_string("lastseen_wasm");
 if wasm_path then options.wasm = lastseen.compile(wasm_path); end
@@ -352,6 +361,25 @@ end, PRIORITY);
 local function announce()
 	local _, err = run({ type = "up", now = now(), jid = host });
 	if err then module:log("error", "lastseen: up %s: %s", host, tostring(err)); end
+end
+
+-- A fault for tests only (lastseen_test_faults = true; off by default and
+-- in every shipped config): SIGUSR2, which only root and Prosody's own user
+-- can send, makes the guest trap by handing it one stanza as large as its
+-- whole memory limit, so a test can watch the recovery above (recover)
+-- inside a running server. Nothing a user sends can reach it.
+if module:get_option_boolean("lastseen_test_faults", false) then
+	if not options.max_memory then
+		error("lastseen_test_faults needs lastseen_max_memory: the fault is the guest running out of it");
+	end
+	module:hook_global("signal/SIGUSR2", function()
+		module:log("warn", "lastseen: SIGUSR2 with lastseen_test_faults on: making the guest trap");
+		local huge = "<presence><status>" .. string.rep("x", options.max_memory) .. "</status></presence>";
+		local _, err = run({ type = "client", now = now(), session = "fault@" .. host .. "/test", stanza = huge });
+		if not (lastseen.is_error(err) and err.code == "TRAP") then
+			module:log("error", "lastseen: the test fault did not trap the guest: %s", tostring(err));
+		end
+	end);
 end
 
 load();

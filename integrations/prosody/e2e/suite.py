@@ -27,7 +27,10 @@ import slixmpp
 WAIT = 5.0  # seconds: the bound of every wait for a stanza
 REMOTE = "remote.test"  # the other server's domain (s2s cases); .test never leaves the resolver
 COMPACT = 3  # lastseen_compact_after in the suite: the journal is folded into a snapshot many times a run
-NETNS = "LASTSEEN_E2E_NETNS"  # "inside" once the suite runs in its own network namespace
+NETNS = "LASTSEEN_E2E_NETNS"
+# The trap case: guest memory bounded, and SIGUSR2 makes the guest run out
+# of it (an option for tests only, see mod_lastseen.lua).
+TRAP_CONFIG = "lastseen_max_memory = 64 * 1024 * 1024\nlastseen_test_faults = true"  # "inside" once the suite runs in its own network namespace
 QUIET = 1.5  # seconds: how long "nothing arrives" is watched
 
 
@@ -267,12 +270,12 @@ def populate(srv):
         srv.register(u, "pw-" + u)
         # Rosters and bob's block list in Prosody's own storage.
     both = "{ subscription = 'both', groups = {} }"
-    srv.write_store("roster", "alice", "{ [false] = { version = 1, pending = {} }, ['bob@localhost'] = %s }" % both)
+    srv.write_store("roster", "alice", "{ [false] = { version = 1, pending = {} }, ['bob@localhost'] = %s, ['dave@localhost'] = %s }" % (both, both))
     # ann and mallory are users of the other server (the s2s cases):
     # mallory is blocked, eve is not in bob's roster at all.
     srv.write_store("roster", "bob", "{ [false] = { version = 1, pending = {} }, ['alice@localhost'] = %s, ['dave@localhost'] = %s, "
                     "['ann@%s'] = %s, ['mallory@%s'] = %s }" % (both, both, REMOTE, both, REMOTE, both))
-    srv.write_store("roster", "dave", "{ [false] = { version = 1, pending = {} }, ['bob@localhost'] = %s }" % both)
+    srv.write_store("roster", "dave", "{ [false] = { version = 1, pending = {} }, ['bob@localhost'] = %s, ['alice@localhost'] = %s }" % (both, both))
     srv.write_store("blocklist", "bob", "{ [false] = { created = 0 }, ['dave@localhost'] = true, ['mallory@%s'] = true }" % REMOTE)
 
 
@@ -336,7 +339,7 @@ async def main(args):
     why = into_netns()
     hosts = "127.0.0.1 localhost\n127.0.0.2 %s\n" % REMOTE
     srv = Server(args.repo, args.stock, template=args.template, s2s=why is None, hosts=hosts,
-                 extra="lastseen_compact_after = %d" % COMPACT)
+                 extra="lastseen_compact_after = %d\n%s" % (COMPACT, TRAP_CONFIG))
     remote = None
     try:
         populate(srv)
@@ -473,6 +476,59 @@ async def s2s_steps(suite, srv, remote):
         c.disconnect()
 
 
+async def trap_steps(suite, srv):
+    """The guest traps inside the running server (SIGUSR2 with the test-only
+    lastseen_test_faults: it runs out of its lastseen_max_memory); the
+    binding restarts it empty and the module replays snapshot and journal.
+    Nothing acknowledged before the trap may be lost: an offline user's last
+    presence, a session still connected (its later unavailable must be
+    taken, not refused as unknown), and the machine answers on."""
+    bob = await login(srv, "bob", "t2")
+    bob.send_raw("<presence><status>on before the trap</status></presence>")
+    bob.send_raw("<presence type='unavailable'><status>left before the trap</status></presence>")
+    await asyncio.sleep(0.3)
+    bob.disconnect()
+    dave = await login(srv, "dave", "t1")
+    dave.send_raw("<presence><status>through the trap</status></presence>")
+    await asyncio.sleep(0.5)
+
+    log = os.path.join(srv.dir, "prosody.log")
+    before = open(log).read().count("state replayed from disk")
+    srv.proc.send_signal(signal.SIGUSR2)
+    deadline = time.monotonic() + WAIT * 3
+    text = ""
+    while time.monotonic() < deadline:
+        text = open(log).read()
+        if text.count("state replayed from disk") > before:
+            break
+        await asyncio.sleep(0.2)
+    replayed = re.findall(r"state replayed from disk \(\d+ records\)", text)[before:]
+    trapped = "WebAssembly instance trapped" in text
+    alive = srv.proc.poll() is None
+    alice = await login(srv, "alice", "desk5")
+    got = await suite.probe(alice, "bob@localhost")
+    ok = trapped and len(replayed) == 1 and alive and len(got) == 1 and attr(got[0], "type") == "unavailable" \
+        and "left before the trap" in got[0] and "bob@localhost/t2" in got[0] and has_delay(got[0])
+    suite.check("trap", ok, "trapped: %s; %s; prosody running: %s; %s" % (
+        trapped, replayed[0] if replayed else "no replay", alive, show(got)))
+
+    mark = len(alice.inbox)
+    alice.send_raw("<presence type='probe' to='dave@localhost' id='%s'/>" % suite.pid())
+    from_dave = lambda s: s.startswith("<presence") and attr(s, "from") == "dave@localhost/t1" and s in alice.inbox[mark:]
+    got = await alice.wait(from_dave, WAIT)
+    ok = len(got) == 1 and attr(got[0], "type") is None and "through the trap" in got[0]
+    suite.check("trap-online", ok, show(got))
+
+    dave.send_raw("<presence type='unavailable'><status>left after the trap</status></presence>")
+    await asyncio.sleep(0.5)
+    got = await suite.probe(alice, "dave@localhost")
+    ok = len(got) == 1 and attr(got[0], "type") == "unavailable" and "left after the trap" in got[0] \
+        and "dave@localhost/t1" in got[0] and has_delay(got[0])
+    suite.check("trap-after", ok, show(got))
+    for c in (alice, dave):
+        c.disconnect()
+
+
 async def run_steps(suite, srv, remote, s2s_why):
     alice = await login(srv, "alice", "desk")
     bob = await login(srv, "bob", "r1")
@@ -585,6 +641,8 @@ async def run_steps(suite, srv, remote, s2s_why):
     else:
         suite.skipped += 1
         print("skip s2s              no network namespace for the second server (%s)" % s2s_why, flush=True)
+
+    await trap_steps(suite, srv)
 
     bob = await login(srv, "bob", "r8")
     bob.send_raw("<presence><status>last before the restart</status></presence>")
