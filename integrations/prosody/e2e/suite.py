@@ -243,6 +243,33 @@ class Suite:
         return [s for s in frm.inbox[mark:] if s.startswith("<presence") and attr(s, "from") == to]
 
 
+async def comes_and_goes(srv, user, resource, on, off, pause=0.5):
+    """user logs in as resource, is available with status on, unavailable
+    with status off, and disconnects, with pause seconds after each."""
+    c = await login(srv, user, resource)
+    c.send_raw("<presence><status>%s</status></presence>" % on)
+    await asyncio.sleep(pause)
+    c.send_raw("<presence type='unavailable'><status>%s</status></presence>" % off)
+    await asyncio.sleep(pause)
+    c.disconnect()
+    await asyncio.sleep(pause)
+
+
+async def query_last(suite, frm, to):
+    """Sends a Last Activity get from frm to to; the answers to it."""
+    iq = suite.pid()
+    frm.send_raw("<iq type='get' to='%s' id='%s'><query xmlns='jabber:iq:last'/></iq>" % (to, iq))
+    return await frm.wait(lambda s: s.startswith("<iq") and attr(s, "id") == iq)
+
+
+def last_seconds(got):
+    """The seconds of got if it is one Last Activity result, else None."""
+    if len(got) != 1 or attr(got[0], "type") != "result" or "jabber:iq:last" not in got[0]:
+        return None
+    v = attr(got[0].split("<query", 1)[1], "seconds")
+    return int(v) if v and v.isdigit() else None
+
+
 def compactions(srv):
     """How many times the module folded its journal into a snapshot while
     running (its log lines), whether the snapshot file is a new one since
@@ -413,13 +440,7 @@ async def s2s_steps(suite, srv, remote):
     """Users of the other server (stock Prosody, remote.test) probe and
     query bob@localhost over s2s (dialback, no TLS): every answer is the
     lastseen server's, carried back by the other server to its client."""
-    bob = await login(srv, "bob", "train")
-    bob.send_raw("<presence><status>on the train</status></presence>")
-    await asyncio.sleep(0.3)
-    bob.send_raw("<presence type='unavailable'><status>off the train</status></presence>")
-    await asyncio.sleep(0.3)
-    bob.disconnect()
-    await asyncio.sleep(0.3)
+    await comes_and_goes(srv, "bob", "train", "on the train", "off the train", 0.3)
 
     ann = await login(remote, "ann", "a")
     # The first stanza opens both s2s streams (and dialback): a longer wait.
@@ -471,19 +492,12 @@ async def s2s_steps(suite, srv, remote):
     bob.send_raw("<presence type='unavailable'><status>off again</status></presence>")
     await asyncio.sleep(0.5)
     bob.disconnect()
-    iq = suite.pid()
-    ann.send_raw("<iq type='get' to='bob@localhost' id='%s'><query xmlns='jabber:iq:last'/></iq>" % iq)
-    got = await ann.wait(lambda s: s.startswith("<iq") and attr(s, "id") == iq)
-    ok = len(got) == 1 and attr(got[0], "type") == "result" and "jabber:iq:last" in got[0] \
-        and attr(got[0].split("<query", 1)[1], "seconds") is not None and "off again" in got[0]
+    got = await query_last(suite, ann, "bob@localhost")
+    ok = last_seconds(got) is not None and "off again" in got[0]
     suite.check("s2s-last-activity", ok, show(got))
 
-    iq = suite.pid()
-    ann.send_raw("<iq type='get' to='localhost' id='%s'><query xmlns='jabber:iq:last'/></iq>" % iq)
-    got = await ann.wait(lambda s: s.startswith("<iq") and attr(s, "id") == iq)
-    ok = len(got) == 1 and attr(got[0], "type") == "result" and "jabber:iq:last" in got[0] \
-        and int(attr(got[0].split("<query", 1)[1], "seconds") or -1) >= 1
-    suite.check("s2s-uptime", ok, show(got))
+    got = await query_last(suite, ann, "localhost")
+    suite.check("s2s-uptime", (last_seconds(got) or 0) >= 1, show(got))
     for c in (ann, eve, mallory):
         c.disconnect()
 
@@ -495,11 +509,7 @@ async def trap_steps(suite, srv):
     Nothing acknowledged before the trap may be lost: an offline user's last
     presence, a session still connected (its later unavailable must be
     taken, not refused as unknown), and the machine answers on."""
-    bob = await login(srv, "bob", "t2")
-    bob.send_raw("<presence><status>on before the trap</status></presence>")
-    bob.send_raw("<presence type='unavailable'><status>left before the trap</status></presence>")
-    await asyncio.sleep(0.3)
-    bob.disconnect()
+    await comes_and_goes(srv, "bob", "t2", "on before the trap", "left before the trap", 0.3)
     dave = await login(srv, "dave", "t1")
     dave.send_raw("<presence><status>through the trap</status></presence>")
     await asyncio.sleep(0.5)
@@ -543,13 +553,7 @@ async def trap_steps(suite, srv):
 
 async def run_steps(suite, srv, remote, s2s_why):
     alice = await login(srv, "alice", "desk")
-    bob = await login(srv, "bob", "r1")
-    bob.send_raw("<presence><status>at work</status></presence>")
-    await asyncio.sleep(0.5)
-    bob.send_raw("<presence type='unavailable'><status>gone fishing</status></presence>")
-    await asyncio.sleep(0.5)
-    bob.disconnect()
-    await asyncio.sleep(0.5)
+    await comes_and_goes(srv, "bob", "r1", "at work", "gone fishing")
 
     got = await suite.probe(alice, "bob@localhost")
     ok = len(got) == 1 and attr(got[0], "type") == "unavailable" and "gone fishing" in got[0] and has_delay(got[0])
@@ -614,25 +618,16 @@ async def run_steps(suite, srv, remote, s2s_why):
     r1.disconnect()
     r2.disconnect()
     await asyncio.sleep(0.5)
-    iq = suite.pid()
-    alice.send_raw("<iq type='get' to='bob@localhost' id='%s'><query xmlns='jabber:iq:last'/></iq>" % iq)
-    got = await alice.wait(lambda s: s.startswith("<iq") and attr(s, "id") == iq)
-    secs = [attr(s.split("<query", 1)[1], "seconds") if "<query" in s else None for s in got]
-    ok = len(got) == 1 and attr(got[0], "type") == "result" and secs[0] is not None and "two" not in got[0]
+    got = await query_last(suite, alice, "bob@localhost")
+    ok = last_seconds(got) is not None and "two" not in got[0]
     suite.check("last-activity", ok, show(got))
 
-    iq = suite.pid()
-    carol.send_raw("<iq type='get' to='bob@localhost' id='%s'><query xmlns='jabber:iq:last'/></iq>" % iq)
-    got = await carol.wait(lambda s: s.startswith("<iq") and attr(s, "id") == iq)
+    got = await query_last(suite, carol, "bob@localhost")
     ok = len(got) == 1 and attr(got[0], "type") == "error" and "forbidden" in got[0]
     suite.check("last-act-unauth", ok, show(got))
 
-    iq = suite.pid()
-    alice.send_raw("<iq type='get' to='localhost' id='%s'><query xmlns='jabber:iq:last'/></iq>" % iq)
-    got = await alice.wait(lambda s: s.startswith("<iq") and attr(s, "id") == iq)
-    ok = len(got) == 1 and attr(got[0], "type") == "result" and "jabber:iq:last" in got[0] \
-        and int(attr(got[0].split("<query", 1)[1], "seconds") or -1) >= 1
-    suite.check("uptime-query", ok, show(got))
+    got = await query_last(suite, alice, "localhost")
+    suite.check("uptime-query", (last_seconds(got) or 0) >= 1, show(got))
 
     lost = await login(srv, "bob", "lost")
     lost.send_raw("<presence><status>about to vanish</status></presence>")
@@ -656,11 +651,7 @@ async def run_steps(suite, srv, remote, s2s_why):
 
     await trap_steps(suite, srv)
 
-    bob = await login(srv, "bob", "r8")
-    bob.send_raw("<presence><status>last before the restart</status></presence>")
-    bob.send_raw("<presence type='unavailable'><status>left before the restart</status></presence>")
-    await asyncio.sleep(0.5)
-    bob.disconnect()
+    await comes_and_goes(srv, "bob", "r8", "last before the restart", "left before the restart")
     for c in (alice, alice2, carol, dave):
         c.disconnect()
     await asyncio.sleep(0.5)
