@@ -665,6 +665,10 @@ async def run_steps(suite, srv, remote, s2s_why):
     got = await suite.probe(alice, "bob@localhost")
     ok = len(got) == 1 and attr(got[0], "type") == "unavailable" and "left before the restart" in got[0] \
         and has_delay(got[0]) and "bob@localhost/r8" in got[0]
+    # dave's last change came after the trap, several compactions earlier.
+    got += await suite.probe(alice, "dave@localhost")
+    ok = ok and len(got) == 2 and attr(got[1], "type") == "unavailable" and "left after the trap" in got[1] \
+        and "dave@localhost/t1" in got[1]
     suite.check("restart", ok, show(got))
 
     # A crash: the journal, fsynced before each answer left, is all there is.
