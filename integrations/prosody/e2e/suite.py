@@ -516,14 +516,16 @@ async def trap_steps(suite, srv):
 
     log = os.path.join(srv.dir, "prosody.log")
     before = open(log).read().count("state replayed from disk")
+    t0 = time.monotonic()
     srv.proc.send_signal(signal.SIGUSR2)
-    deadline = time.monotonic() + WAIT * 3
+    deadline = t0 + WAIT * 3
     text = ""
     while time.monotonic() < deadline:
         text = open(log).read()
         if text.count("state replayed from disk") > before:
             break
-        await asyncio.sleep(0.2)
+        await asyncio.sleep(0.05)
+    took = time.monotonic() - t0
     replayed = re.findall(r"state replayed from disk \(\d+ records\)", text)[before:]
     trapped = "WebAssembly instance trapped" in text
     alive = srv.proc.poll() is None
@@ -531,8 +533,8 @@ async def trap_steps(suite, srv):
     got = await suite.probe(alice, "bob@localhost")
     ok = trapped and len(replayed) == 1 and alive and len(got) == 1 and attr(got[0], "type") == "unavailable" \
         and "left before the trap" in got[0] and "bob@localhost/t2" in got[0] and has_delay(got[0])
-    suite.check("trap", ok, "trapped: %s; %s; prosody running: %s; %s" % (
-        trapped, replayed[0] if replayed else "no replay", alive, show(got)))
+    suite.check("trap", ok, "trapped: %s; %s within %.1f s of SIGUSR2; prosody running: %s; %s" % (
+        trapped, replayed[0] if replayed else "no replay", took, alive, show(got)))
 
     mark = len(alice.inbox)
     alice.send_raw("<presence type='probe' to='dave@localhost' id='%s'/>" % suite.pid())
