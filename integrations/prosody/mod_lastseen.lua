@@ -19,6 +19,9 @@
 --   lastseen_binding_path = "/path/to/lastseen/bindings/lua"  -- lastseen.lua and lastseen_core.so
 --   lastseen_wasm = "/path/to/lastseen.wasm"                   -- default: the binding's search
 --   lastseen_probe_limit = { burst = 10, per = 6 }             -- client probes per session; per in seconds
+--   lastseen_compact_after = 10000                             -- journal records between snapshots
+--   lastseen_max_memory = 256 * 1024 * 1024                    -- bytes of guest memory; over it the guest traps
+--   lastseen_test_faults = false                               -- tests only: SIGUSR2 makes the guest trap
 
 local st = require "util.stanza";
 local xml = require "util.xml";
@@ -38,6 +41,13 @@ local options = { served = { host }, journal = true };
 if type(limit) == "table" then
 	options.probe_limit = { burst = math.tointeger(limit.burst) or 0,
 		per = math.floor((tonumber(limit.per) or 0) * 1e9) };
+end
+local max_memory = module:get_option_number("lastseen_max_memory");
+if max_memory then
+	if max_memory < 1 or max_memory ~= math.floor(max_memory) then
+		error(("lastseen_max_memory must be a whole number of bytes (got %s)"):format(max_memory));
+	end
+	options.max_memory = math.tointeger(max_memory);
 end
 local wasm_path = module:get_option_string("lastseen_wasm");
 if wasm_path then options.wasm = lastseen.compile(wasm_path); end
@@ -119,6 +129,9 @@ local journal, journal_records = nil, 0;
 -- Past this many records the journal is folded into a new snapshot while
 -- running, so that it (and the replay at start) stays bounded.
 local COMPACT_AFTER = module:get_option_number("lastseen_compact_after", 10000);
+if COMPACT_AFTER < 1 or COMPACT_AFTER ~= math.floor(COMPACT_AFTER) then
+	error(("lastseen_compact_after must be a whole number of records, at least 1 (got %s)"):format(COMPACT_AFTER));
+end
 
 -- replay restores the snapshot and applies the journal's records (a torn
 -- last record, from a crash mid-append, ends the replay). It returns how
@@ -141,12 +154,15 @@ local function replay()
 end
 
 -- compact writes the machine's state as the snapshot and starts an empty
--- journal.
-local function compact()
-	write_durable(snapshot_path, machine:snapshot());
+-- journal; why ("start", "threshold", "stop") goes to the log line, which
+-- the e2e suite counts.
+local function compact(why)
+	local snap = machine:snapshot();
+	write_durable(snapshot_path, snap);
 	if journal then journal:close(); end
 	journal = assert(io.open(journal_path, "wb"));
 	assert(lastseen.fsync(journal));
+	module:log("info", "lastseen: compacted (%s): snapshot of %d bytes, journal restarted after %d records", why, #snap, journal_records);
 	journal_records = 0;
 end
 
@@ -155,7 +171,7 @@ end
 local function load()
 	local n = replay();
 	local offline = machine:restarted();
-	compact();
+	compact("start");
 	module:log("info", "lastseen: state loaded (%d journal records, %d resources taken offline)", n, offline);
 end
 
@@ -178,7 +194,7 @@ local function persist(records)
 	local ok, err = lastseen.fsync(journal);
 	if not ok then module:log("error", "lastseen: journal fsync failed: %s", err); end
 	journal_records = journal_records + #records;
-	if journal_records >= COMPACT_AFTER then compact(); end
+	if journal_records >= COMPACT_AFTER then compact("threshold"); end
 end
 
 -- ---- running events and routing outputs ----
@@ -320,12 +336,31 @@ local function announce()
 	if err then module:log("error", "lastseen: up %s: %s", host, tostring(err)); end
 end
 
+-- A fault for tests only (lastseen_test_faults = true; off by default and
+-- in every shipped config): SIGUSR2, which only root and Prosody's own user
+-- can send, makes the guest trap by handing it one stanza as large as its
+-- whole memory limit, so a test can watch the recovery above (recover)
+-- inside a running server. Nothing a user sends can reach it.
+if module:get_option_boolean("lastseen_test_faults", false) then
+	if not options.max_memory then
+		error("lastseen_test_faults needs lastseen_max_memory: the fault is the guest running out of it");
+	end
+	module:hook_global("signal/SIGUSR2", function()
+		module:log("warn", "lastseen: SIGUSR2 with lastseen_test_faults on: making the guest trap");
+		local huge = "<presence><status>" .. string.rep("x", options.max_memory) .. "</status></presence>";
+		local _, err = run({ type = "client", now = now(), session = "fault@" .. host .. "/test", stanza = huge });
+		if not (lastseen.is_error(err) and err.code == "TRAP") then
+			module:log("error", "lastseen: the test fault did not trap the guest: %s", tostring(err));
+		end
+	end);
+end
+
 load();
 
 -- The domain's uptime starts when the server does (a module reloaded into a
 -- running server keeps the restored state and announces nothing).
 module:hook_global("server-started", announce);
 
-module:hook_global("server-stopping", compact);
+module:hook_global("server-stopping", function() compact("stop"); end);
 
 module:log("info", "lastseen: answering probes and Last Activity for %s", host);
