@@ -244,7 +244,7 @@ func TestShardedSnapshotKeyOrder(t *testing.T) {
 					local[i] = "ab."[r.IntN(3)]
 				}
 				local[0], local[len(local)-1] = 'a', 'b' // no dot at either end
-				if r.IntN(2) == 0 { // the first 16 bytes equal, then a tail
+				if r.IntN(2) == 0 {                      // the first 16 bytes equal, then a tail
 					local = append([]byte("abababababababab"), local[:r.IntN(len(local)+1)]...)
 				}
 				jid := stanza.MustParse(string(local) + "@montague.com/r")
