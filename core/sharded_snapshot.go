@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"math/bits"
+	"runtime"
 	"slices"
 	"time"
 )
@@ -295,6 +296,11 @@ func (s *Sharded) snapshotCut(dst []byte, cut func(), holds *lockHolds) []byte {
 		// The part is filled, and the shard's unlock makes it visible
 		// here. Sorted now, its bytes are still in the cache.
 		parts[i].sort()
+		// Yield the processor after each shard (a few milliseconds of
+		// work): with as many busy callers as processors, the scheduler
+		// otherwise lets the snapshot run up to its 10 ms time slice
+		// while a caller waits for a processor, lock or no lock.
+		runtime.Gosched()
 	}
 	size, users := 64+16*len(hosted), 0
 	for i := range parts {
