@@ -5,81 +5,64 @@ import (
 	"strings"
 )
 
-// Compact per-owner facts for MemoryAuth. Most users have a few contacts
-// and no block list, and a Go map costs about 250 bytes before its first
-// entry: a roster is a sorted list (binary search; inserting moves at most
-// a few kilobytes even for thousands of contacts), and the rare facts
-// (block list, opt-out) sit behind one pointer, so that an owner's facts
-// fit in 32 bytes. Measured with BenchmarkMemoryAuthBytes (one 22-byte
-// contact per user, owner key and contact string included): 363 B per
-// entry with a map per roster, 155 B with a list, 139 B with the rare
-// facts moved out.
+// Compact facts for MemoryAuth. Most users have a few contacts and no
+// block list, and what a Go map costs per entry is its slot (key and value)
+// divided by its load, plus whatever the value points to. So a stripe maps
+// an owner to its roster by value, a sorted slice of strings, each the
+// contact's bare JID followed by one byte of subscription (one allocation
+// per contact, none for a separate item), and the rare facts (block list,
+// opt-out) live in a second map that most stripes leave empty. Measured
+// with BenchmarkMemoryAuthBytes (one 22-byte contact per user, owner key
+// and contact string included): 363 B per entry with a map per roster, 155 B
+// with a list, 139-160 B (with the map's load) with the rare facts behind a
+// pointer in a per-owner struct, about 125 B now.
 
-// roster maps a contact's bare JID to a subscription, never SubNone.
-type roster struct {
-	list []rosterItem // sorted by contact
+// roster is an owner's roster: contact bare JID + subscription byte, sorted
+// by contact, never SubNone. nil when empty.
+type roster []string
+
+func itemContact(it string) string                     { return it[:len(it)-1] }
+func itemSub(it string) Subscription                   { return Subscription(it[len(it)-1]) }
+func makeItem(contact string, sub Subscription) string { return contact + string(rune(sub)) }
+
+func (r roster) find(contact string) (int, bool) {
+	return slices.BinarySearchFunc(r, contact, func(it, c string) int { return strings.Compare(itemContact(it), c) })
 }
 
-type rosterItem struct {
-	contact string
-	sub     Subscription
+func (r roster) get(contact string) Subscription {
+	if i, ok := r.find(contact); ok {
+		return itemSub(r[i])
+	}
+	return SubNone
 }
 
-// rareFacts are the facts few owners have; nil when none.
+// set returns r with contact's subscription set; SubNone removes it.
+func (r roster) set(contact string, sub Subscription) roster {
+	i, ok := r.find(contact)
+	switch {
+	case ok && sub != SubNone:
+		r[i] = makeItem(contact, sub)
+	case ok:
+		r = slices.Delete(r, i, i+1)
+		if len(r) == 0 {
+			r = nil
+		}
+	case sub == SubNone:
+	case r == nil:
+		// Exactly one: the common roster of one contact wastes nothing.
+		r = roster{makeItem(contact, sub)}
+	default:
+		r = slices.Insert(r, i, makeItem(contact, sub))
+	}
+	return r
+}
+
+// rareFacts are the facts few owners have.
 type rareFacts struct {
 	blocks map[string]struct{} // block list items as normalised JIDs
 	hidden bool
 }
 
-func (r *roster) len() int { return len(r.list) }
+func (f *rareFacts) empty() bool { return len(f.blocks) == 0 && !f.hidden }
 
-func (r *roster) find(contact string) (int, bool) {
-	return slices.BinarySearchFunc(r.list, contact, func(it rosterItem, c string) int { return strings.Compare(it.contact, c) })
-}
-
-func (r *roster) get(contact string) Subscription {
-	if i, ok := r.find(contact); ok {
-		return r.list[i].sub
-	}
-	return SubNone
-}
-
-// set sets contact's subscription; SubNone removes it.
-func (r *roster) set(contact string, sub Subscription) {
-	i, ok := r.find(contact)
-	switch {
-	case ok && sub != SubNone:
-		r.list[i].sub = sub
-	case ok:
-		r.list = slices.Delete(r.list, i, i+1)
-		if len(r.list) == 0 {
-			r.list = nil
-		}
-	case sub == SubNone:
-	case r.list == nil:
-		// Exactly one: the common roster of one contact wastes nothing.
-		r.list = []rosterItem{{contact, sub}}
-	default:
-		r.list = slices.Insert(r.list, i, rosterItem{contact, sub})
-	}
-}
-
-func (f *ownerFacts) blocks() map[string]struct{} {
-	if f == nil || f.rare == nil {
-		return nil
-	}
-	return f.rare.blocks
-}
-
-func (f *ownerFacts) hidden() bool { return f != nil && f.rare != nil && f.rare.hidden }
-
-// setRare changes f's rare facts, dropping them when change leaves none.
-func (f *ownerFacts) setRare(change func(r *rareFacts)) {
-	if f.rare == nil {
-		f.rare = &rareFacts{}
-	}
-	change(f.rare)
-	if len(f.rare.blocks) == 0 && !f.rare.hidden {
-		f.rare = nil
-	}
-}
+func (f *rareFacts) isHidden() bool { return f != nil && f.hidden }
