@@ -150,14 +150,36 @@ const authStripes = 64
 
 type authStripe struct {
 	mu     sync.RWMutex
-	owners map[string]roster     // bare JID → its roster; never an empty one
+	owners map[string]string     // bare JID → its roster, packed; never an empty one
+	long   map[string]roster     // bare JID → its roster, when longer than packedMax
 	rare   map[string]*rareFacts // bare JID → its block list and opt-out; never empty ones
-	_      [64 - unsafe.Sizeof(sync.RWMutex{}) - 16]byte
+	_      [64 - unsafe.Sizeof(sync.RWMutex{}) - 24]byte
 }
 
 // stripe returns owner's stripe.
 func (a *MemoryAuth) stripe(owner string) *authStripe {
 	return &a.stripes[strhash(owner)&(authStripes-1)]
+}
+
+// sub returns the subscription owner's roster holds for contact; st is
+// read-locked.
+func (st *authStripe) sub(owner, contact string) Subscription {
+	if p, ok := st.owners[owner]; ok {
+		return packedGet(p, contact)
+	}
+	if len(st.long) == 0 {
+		return SubNone
+	}
+	return st.long[owner].get(contact)
+}
+
+// rosterOf returns owner's roster, sharing the packed string's memory;
+// st is read-locked.
+func (st *authStripe) rosterOf(owner string) roster {
+	if p, ok := st.owners[owner]; ok {
+		return unpack(p)
+	}
+	return st.long[owner]
 }
 
 // rareOf returns owner's rare facts, or nil; st is read-locked. Most
@@ -178,7 +200,7 @@ func (a *MemoryAuth) Subscription(owner, contact stanza.JID) Subscription {
 	st := a.stripe(o)
 	st.mu.RLock()
 	defer st.mu.RUnlock()
-	return st.owners[o].get(contact.Bare().String())
+	return st.sub(o, contact.Bare().String())
 }
 
 // Blocks implements Authorizer, matching the block list items that XEP-0191
@@ -224,10 +246,8 @@ func (a *MemoryAuth) ProbeFacts(owner, prober stanza.JID) (blocked bool, sub Sub
 	if f := st.rareOf(o); f != nil {
 		blocked, hidden = f.blocksJID(prober), f.hidden
 	}
-	if r := st.owners[o]; r != nil {
-		if c := prober.Bare().String(); c != o {
-			sub = r.get(c)
-		}
+	if c := prober.Bare().String(); c != o {
+		sub = st.sub(o, c)
 	}
 	st.mu.RUnlock()
 	return blocked, sub, hidden
@@ -244,7 +264,7 @@ func (a *MemoryAuth) Subscribers(owner stanza.JID, yield func(contact stanza.JID
 	st := a.stripe(o)
 	st.mu.RLock()
 	var list []string
-	if r := st.owners[o]; r != nil {
+	if r := st.rosterOf(o); r != nil {
 		// The roster is sorted by contact already (auth_roster.go), which
 		// makes the order the same on every engine.
 		f := st.rareOf(o)
@@ -290,13 +310,31 @@ func (a *MemoryAuth) SetSubscription(owner, contact stanza.JID, sub Subscription
 	st := a.stripe(o)
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	switch r := st.owners[o].set(k, sub); {
-	case r == nil:
+	r := st.rosterOf(o).set(k, sub)
+	_, long := st.long[o]
+	switch {
+	case len(r) == 0:
 		delete(st.owners, o)
-	case st.owners == nil:
-		st.owners = map[string]roster{o: r}
+		delete(st.long, o)
+	case len(r) > packedMax || long && len(r) >= packedMax/2:
+		if !long {
+			// The items share the packed string's memory: copy them,
+			// so that it can go.
+			for i := range r {
+				r[i] = strings.Clone(r[i])
+			}
+			delete(st.owners, o)
+			if st.long == nil {
+				st.long = make(map[string]roster)
+			}
+		}
+		st.long[o] = r
 	default:
-		st.owners[o] = r
+		delete(st.long, o)
+		if st.owners == nil {
+			st.owners = make(map[string]string)
+		}
+		st.owners[o] = pack(r)
 	}
 }
 

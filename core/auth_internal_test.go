@@ -49,6 +49,9 @@ func (a *MemoryAuth) ownerCount() int {
 		for o := range a.stripes[i].owners {
 			owners[o] = true
 		}
+		for o := range a.stripes[i].long {
+			owners[o] = true
+		}
 		for o := range a.stripes[i].rare {
 			owners[o] = true
 		}

@@ -1,21 +1,88 @@
 package core
 
 import (
+	"encoding/binary"
 	"slices"
 	"strings"
 )
 
 // Compact facts for MemoryAuth. Most users have a few contacts and no
 // block list, and what a Go map costs per entry is its slot (key and value)
-// divided by its load, plus whatever the value points to. So a stripe maps
-// an owner to its roster by value, a sorted slice of strings, each the
-// contact's bare JID followed by one byte of subscription (one allocation
-// per contact, none for a separate item), and the rare facts (block list,
-// opt-out) live in a second map that most stripes leave empty. Measured
-// with BenchmarkMemoryAuthBytes (one 22-byte contact per user, owner key
-// and contact string included): 363 B per entry with a map per roster, 155 B
-// with a list, 139-160 B (with the map's load) with the rare facts behind a
-// pointer in a per-owner struct, about 125 B now.
+// divided by its load, plus whatever the value points to. The load of a
+// large Go map swings between 7/16 and 7/8 (its tables split when full),
+// and all stripes swing together, as their owners arrive evenly: at 1 M
+// users every table had just split and a 40-byte slot cost 91 bytes. So a
+// stripe maps an owner to a string: its roster packed (packed below), one
+// allocation however many contacts up to packedMax, with a 32-byte slot;
+// longer rosters, where binary search pays, are a sorted slice in a map of
+// their own, and the rare facts (block list, opt-out) another, both empty
+// in most stripes. Measured with BenchmarkMemoryAuthBytes (one 22-byte
+// contact per user, owner key and contact string included): 363 B per
+// entry with a map per roster, 155 B with a sorted list, 139-160 B (with
+// the map's load) with the rare facts behind a pointer in a per-owner
+// struct, and now about 100-125 B.
+
+// packedMax is the most items a packed roster holds; a roster that grows
+// past it moves to the stripe's map of long rosters, and one that shrinks
+// below half of it moves back.
+const packedMax = 32
+
+// A packed roster is its items in contact order, each the contact's length
+// (uvarint), the contact's bare JID and the subscription (one byte). It is
+// read front to back: for a few dozen items that is as fast as a search.
+
+// packedGet returns contact's subscription in packed roster p.
+func packedGet(p, contact string) Subscription {
+	for i := 0; i < len(p); {
+		c, sub, next := packedItem(p, i)
+		if c == contact {
+			return sub
+		}
+		i = next
+	}
+	return SubNone
+}
+
+// packedItem reads the item of p at i: its contact, its subscription and
+// where the next item starts.
+func packedItem(p string, i int) (contact string, sub Subscription, next int) {
+	n, w := 0, 0
+	for shift := 0; ; shift += 7 {
+		b := p[i+w]
+		w++
+		n |= int(b&0x7f) << shift
+		if b < 0x80 {
+			break
+		}
+	}
+	start := i + w
+	return p[start : start+n], Subscription(p[start+n]), start + n + 1
+}
+
+// unpack returns p's items as a roster, sharing p's memory.
+func unpack(p string) roster {
+	var r roster
+	for i := 0; i < len(p); {
+		c, _, next := packedItem(p, i)
+		r = append(r, p[next-len(c)-1:next])
+		i = next
+	}
+	return r
+}
+
+// pack returns r's items packed.
+func pack(r roster) string {
+	size := 0
+	for _, it := range r {
+		size += uvarintLen(uint64(len(it)-1)) + len(it)
+	}
+	b := make([]byte, 0, size)
+	for _, it := range r {
+		b = binary.AppendUvarint(b, uint64(len(it)-1))
+		b = append(b, it...)
+	}
+	return string(b)
+}
 
 // roster is an owner's roster: contact bare JID + subscription byte, sorted
 // by contact, never SubNone. nil when empty.
