@@ -78,7 +78,8 @@ type Authorizer interface {
 // Authorizer implements this interface, and otherwise asks Blocks,
 // Subscription and Hidden in turn; an implementation must give the same
 // answers either way. It exists because one call can take one lock and
-// look the owner up once (MemoryAuth does), where three calls cannot.
+// look the owner up at most twice (MemoryAuth does), where three calls
+// cannot.
 // Implementing it is optional, and an Authorizer without it works as
 // before.
 type ProbeAuthorizer interface {
@@ -149,8 +150,10 @@ const authStripes = 64
 
 type authStripe struct {
 	mu     sync.RWMutex
-	owners map[string]*ownerFacts // bare JID → its facts; never an empty one
-	_      [64 - unsafe.Sizeof(sync.RWMutex{}) - 8]byte
+	owners map[string]string     // bare JID → its roster, packed; never an empty one
+	long   map[string]roster     // bare JID → its roster, when longer than packedMax
+	rare   map[string]*rareFacts // bare JID → its block list and opt-out; never empty ones
+	_      [64 - unsafe.Sizeof(sync.RWMutex{}) - 24]byte
 }
 
 // stripe returns owner's stripe.
@@ -158,14 +161,35 @@ func (a *MemoryAuth) stripe(owner string) *authStripe {
 	return &a.stripes[strhash(owner)&(authStripes-1)]
 }
 
-// ownerFacts is what MemoryAuth knows about one owner, kept together so
-// that a probe looks the owner up once.
-type ownerFacts struct {
-	roster roster     // see auth_roster.go
-	rare   *rareFacts // block list and opt-out
+// sub returns the subscription owner's roster holds for contact; st is
+// read-locked.
+func (st *authStripe) sub(owner, contact string) Subscription {
+	if p, ok := st.owners[owner]; ok {
+		return packedGet(p, contact)
+	}
+	if len(st.long) == 0 {
+		return SubNone
+	}
+	return st.long[owner].get(contact)
 }
 
-func (f *ownerFacts) empty() bool { return f.roster.len() == 0 && f.rare == nil }
+// rosterOf returns owner's roster, sharing the packed string's memory;
+// st is read-locked.
+func (st *authStripe) rosterOf(owner string) roster {
+	if p, ok := st.owners[owner]; ok {
+		return unpack(p)
+	}
+	return st.long[owner]
+}
+
+// rareOf returns owner's rare facts, or nil; st is read-locked. Most
+// stripes have none, and a lookup in an empty map costs nothing.
+func (st *authStripe) rareOf(owner string) *rareFacts {
+	if len(st.rare) == 0 {
+		return nil
+	}
+	return st.rare[owner]
+}
 
 // NewMemoryAuth returns an empty MemoryAuth.
 func NewMemoryAuth() *MemoryAuth { return &MemoryAuth{} }
@@ -176,10 +200,7 @@ func (a *MemoryAuth) Subscription(owner, contact stanza.JID) Subscription {
 	st := a.stripe(o)
 	st.mu.RLock()
 	defer st.mu.RUnlock()
-	if f := st.owners[o]; f != nil {
-		return f.roster.get(contact.Bare().String())
-	}
-	return SubNone
+	return st.sub(o, contact.Bare().String())
 }
 
 // Blocks implements Authorizer, matching the block list items that XEP-0191
@@ -189,16 +210,16 @@ func (a *MemoryAuth) Blocks(owner, jid stanza.JID) bool {
 	st := a.stripe(o)
 	st.mu.RLock()
 	defer st.mu.RUnlock()
-	return st.owners[o].blocksJID(jid)
+	return st.rareOf(o).blocksJID(jid)
 }
 
 // blocksJID reports whether one of f's block list items matches jid; f may
 // be nil.
-func (f *ownerFacts) blocksJID(jid stanza.JID) bool {
-	blocks := f.blocks()
-	if len(blocks) == 0 {
+func (f *rareFacts) blocksJID(jid stanza.JID) bool {
+	if f == nil || len(f.blocks) == 0 {
 		return false
 	}
+	blocks := f.blocks
 	has := func(item string) bool { _, ok := blocks[item]; return ok }
 	// A domain/resource item is matched by the full-JID lookup alone: XEP-0016
 	// §2.1 says only that resource of the domain itself matches, not
@@ -212,8 +233,7 @@ func (a *MemoryAuth) Hidden(owner stanza.JID) bool {
 	st := a.stripe(o)
 	st.mu.RLock()
 	defer st.mu.RUnlock()
-	f := st.owners[o]
-	return f.hidden()
+	return st.rareOf(o).isHidden()
 }
 
 // ProbeFacts implements ProbeAuthorizer under one read lock and with one
@@ -223,12 +243,11 @@ func (a *MemoryAuth) ProbeFacts(owner, prober stanza.JID) (blocked bool, sub Sub
 	o := owner.String()
 	st := a.stripe(o)
 	st.mu.RLock()
-	if f := st.owners[o]; f != nil {
-		blocked = f.blocksJID(prober)
-		if c := prober.Bare().String(); c != o {
-			sub = f.roster.get(c)
-		}
-		hidden = f.hidden()
+	if f := st.rareOf(o); f != nil {
+		blocked, hidden = f.blocksJID(prober), f.hidden
+	}
+	if c := prober.Bare().String(); c != o {
+		sub = st.sub(o, c)
 	}
 	st.mu.RUnlock()
 	return blocked, sub, hidden
@@ -245,13 +264,14 @@ func (a *MemoryAuth) Subscribers(owner stanza.JID, yield func(contact stanza.JID
 	st := a.stripe(o)
 	st.mu.RLock()
 	var list []string
-	if f := st.owners[o]; f != nil {
+	if r := st.rosterOf(o); r != nil {
 		// The roster is sorted by contact already (auth_roster.go), which
 		// makes the order the same on every engine.
-		list = make([]string, 0, f.roster.len())
-		for _, it := range f.roster.list {
-			if it.sub.Visible() && !f.blocksBare(it.contact) {
-				list = append(list, it.contact)
+		f := st.rareOf(o)
+		list = make([]string, 0, len(r))
+		for _, it := range r {
+			if c := itemContact(it); itemSub(it).Visible() && !f.blocksBare(c) {
+				list = append(list, c)
 			}
 		}
 	}
@@ -270,11 +290,11 @@ func (a *MemoryAuth) Subscribers(owner stanza.JID, yield func(contact stanza.JID
 }
 
 // blocksBare is blocksJID for a normalised bare JID given as text.
-func (f *ownerFacts) blocksBare(bare string) bool {
-	blocks := f.blocks()
-	if len(blocks) == 0 {
+func (f *rareFacts) blocksBare(bare string) bool {
+	if f == nil || len(f.blocks) == 0 {
 		return false
 	}
+	blocks := f.blocks
 	if _, ok := blocks[bare]; ok {
 		return true
 	}
@@ -284,51 +304,77 @@ func (f *ownerFacts) blocksBare(bare string) bool {
 	return ok
 }
 
-// update applies change to owner's facts under the write lock, creating
-// them when needed and dropping them when change leaves them empty.
-func (a *MemoryAuth) update(owner string, change func(f *ownerFacts)) {
+// SetSubscription implements FactStore; SubNone removes the item.
+func (a *MemoryAuth) SetSubscription(owner, contact stanza.JID, sub Subscription) {
+	o, k := owner.Bare().String(), contact.Bare().String()
+	st := a.stripe(o)
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	r := st.rosterOf(o).set(k, sub)
+	_, long := st.long[o]
+	switch {
+	case len(r) == 0:
+		delete(st.owners, o)
+		delete(st.long, o)
+	case len(r) > packedMax || long && len(r) >= packedMax/2:
+		if !long {
+			// The items share the packed string's memory: copy them,
+			// so that it can go.
+			for i := range r {
+				r[i] = strings.Clone(r[i])
+			}
+			delete(st.owners, o)
+			if st.long == nil {
+				st.long = make(map[string]roster)
+			}
+		}
+		st.long[o] = r
+	default:
+		delete(st.long, o)
+		if st.owners == nil {
+			st.owners = make(map[string]string)
+		}
+		st.owners[o] = pack(r)
+	}
+}
+
+// updateRare applies change to owner's rare facts under the write lock,
+// creating them when needed and dropping them when change leaves none.
+func (a *MemoryAuth) updateRare(owner string, change func(f *rareFacts)) {
 	st := a.stripe(owner)
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	f := st.owners[owner]
+	f := st.rare[owner]
 	if f == nil {
-		f = &ownerFacts{}
+		f = &rareFacts{}
 	}
 	change(f)
 	switch {
 	case f.empty():
-		delete(st.owners, owner)
-	case st.owners == nil:
-		st.owners = map[string]*ownerFacts{owner: f}
+		delete(st.rare, owner)
+	case st.rare == nil:
+		st.rare = map[string]*rareFacts{owner: f}
 	default:
-		st.owners[owner] = f
+		st.rare[owner] = f
 	}
-}
-
-// SetSubscription implements FactStore; SubNone removes the item.
-func (a *MemoryAuth) SetSubscription(owner, contact stanza.JID, sub Subscription) {
-	k := contact.Bare().String()
-	a.update(owner.Bare().String(), func(f *ownerFacts) { f.roster.set(k, sub) })
 }
 
 // SetBlocked implements FactStore.
 func (a *MemoryAuth) SetBlocked(owner, jid stanza.JID, blocked bool) {
 	k := jid.String()
-	a.update(owner.Bare().String(), func(f *ownerFacts) {
-		f.setRare(func(r *rareFacts) {
-			if !blocked {
-				delete(r.blocks, k)
-				return
-			}
-			if r.blocks == nil {
-				r.blocks = make(map[string]struct{})
-			}
-			r.blocks[k] = struct{}{}
-		})
+	a.updateRare(owner.Bare().String(), func(f *rareFacts) {
+		if !blocked {
+			delete(f.blocks, k)
+			return
+		}
+		if f.blocks == nil {
+			f.blocks = make(map[string]struct{})
+		}
+		f.blocks[k] = struct{}{}
 	})
 }
 
 // SetHidden implements FactStore.
 func (a *MemoryAuth) SetHidden(owner stanza.JID, hidden bool) {
-	a.update(owner.Bare().String(), func(f *ownerFacts) { f.setRare(func(r *rareFacts) { r.hidden = hidden }) })
+	a.updateRare(owner.Bare().String(), func(f *rareFacts) { f.hidden = hidden })
 }

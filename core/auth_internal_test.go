@@ -41,11 +41,20 @@ func TestMemoryAuthForgets(t *testing.T) {
 	}
 }
 
-// ownerCount is how many owners a holds facts for, over all stripes.
+// ownerCount is how many owners a holds facts for (a roster, rare facts
+// or both), over all stripes.
 func (a *MemoryAuth) ownerCount() int {
-	n := 0
+	owners := map[string]bool{}
 	for i := range a.stripes {
-		n += len(a.stripes[i].owners)
+		for o := range a.stripes[i].owners {
+			owners[o] = true
+		}
+		for o := range a.stripes[i].long {
+			owners[o] = true
+		}
+		for o := range a.stripes[i].rare {
+			owners[o] = true
+		}
 	}
-	return n
+	return len(owners)
 }

@@ -3,6 +3,7 @@ package core_test
 import (
 	"math/rand/v2"
 	"runtime"
+	"slices"
 	"strconv"
 	"testing"
 
@@ -43,24 +44,28 @@ func BenchmarkMemoryAuthBytes(b *testing.B) {
 	}
 }
 
-// TestMemoryAuthRosterMatchesMap drives one owner's roster (a sorted list
-// inside MemoryAuth) and its block list and opt-out (kept apart) with
-// random changes, and checks every answer against plain maps.
+// TestMemoryAuthRosterMatchesMap drives one owner's roster (packed, or a
+// sorted list once long, inside MemoryAuth) and its block list and opt-out
+// (kept apart) with random changes, and checks every answer, and the
+// subscriber list, against plain maps. The changes come in phases that
+// mostly add or mostly remove, so the roster grows past packedMax and
+// shrinks back, several times.
 func TestMemoryAuthRosterMatchesMap(t *testing.T) {
 	r := rand.New(rand.NewPCG(11, 1))
 	a := core.NewMemoryAuth()
 	owner := stanza.MustParse("romeo@montague.com")
-	subs := []core.Subscription{core.SubNone, core.SubFrom, core.SubTo, core.SubBoth}
+	subs := []core.Subscription{core.SubFrom, core.SubTo, core.SubBoth}
 	var contacts []stanza.JID
-	for i := 0; i < 30; i++ {
-		contacts = append(contacts, stanza.MustParse("c"+strconv.Itoa(r.IntN(1000))+"@capulet.com"))
+	for i := 0; i < 100; i++ {
+		contacts = append(contacts, stanza.MustParse("c"+strconv.Itoa(i)+"@capulet.com"))
 	}
 	want := map[string]core.Subscription{}
 	blocked := map[string]bool{}
 	hidden := false
-	for step := 0; step < 3000; step++ {
+	crossings, wasLong := 0, false
+	for step := 0; step < 6000; step++ {
 		c := contacts[r.IntN(len(contacts))]
-		switch r.IntN(6) {
+		switch r.IntN(8) {
 		case 0:
 			a.SetBlocked(owner, c, !blocked[c.String()])
 			blocked[c.String()] = !blocked[c.String()]
@@ -69,9 +74,21 @@ func TestMemoryAuthRosterMatchesMap(t *testing.T) {
 			a.SetHidden(owner, hidden)
 		default:
 			s := subs[r.IntN(len(subs))]
+			if adding := step/600%2 == 0; adding && r.IntN(5) == 0 || !adding && r.IntN(5) != 0 {
+				s = core.SubNone
+			}
 			a.SetSubscription(owner, c, s)
-			want[c.String()] = s
+			if s == core.SubNone {
+				delete(want, c.String())
+			} else {
+				want[c.String()] = s
+			}
 		}
+		if long := len(want) > 32; long != wasLong {
+			crossings++
+			wasLong = long
+		}
+		var subscribers []string
 		for _, c := range contacts {
 			if got := a.Subscription(owner, c); got != want[c.String()] {
 				t.Fatalf("step %d: Subscription(%s) = %v, want %v", step, c, got, want[c.String()])
@@ -79,9 +96,21 @@ func TestMemoryAuthRosterMatchesMap(t *testing.T) {
 			if got := a.Blocks(owner, c); got != blocked[c.String()] {
 				t.Fatalf("step %d: Blocks(%s) = %v, want %v", step, c, got, blocked[c.String()])
 			}
+			if want[c.String()].Visible() && !blocked[c.String()] {
+				subscribers = append(subscribers, c.String())
+			}
 		}
 		if a.Hidden(owner) != hidden {
 			t.Fatalf("step %d: Hidden = %v, want %v", step, a.Hidden(owner), hidden)
 		}
+		slices.Sort(subscribers)
+		var got []string
+		a.Subscribers(owner, func(c stanza.JID) bool { got = append(got, c.String()); return true })
+		if !slices.Equal(got, subscribers) {
+			t.Fatalf("step %d: Subscribers = %v, want %v", step, got, subscribers)
+		}
+	}
+	if crossings < 4 {
+		t.Errorf("the roster crossed 32 contacts %d times, want at least 4", crossings)
 	}
 }

@@ -224,3 +224,42 @@ func TestShardedSnapshotCutConcurrent(t *testing.T) {
 		}
 	}
 }
+
+// TestShardedSnapshotKeyOrder gives a Sharded users whose keys share long
+// prefixes (localparts of a few letters, 1 to 24 of them, half of them
+// after the same 16 letters, so that many keys agree on their first 8 or
+// 16 bytes, or are a prefix of another):
+// its snapshot, which sorts each shard by the keys' first bytes and then
+// merges the shards, must equal a Machine's, which sorts whole keys.
+func TestShardedSnapshotKeyOrder(t *testing.T) {
+	unavail := []byte(`<presence type='unavailable'/>`)
+	for _, n := range []int{1, 3, 8, 64} {
+		for seed := uint64(1); seed <= 5; seed++ {
+			r := rand.New(rand.NewPCG(seed, uint64(n)))
+			m := newMachine(t, false)
+			s := newSharded(t, n)
+			for range 2000 {
+				local := make([]byte, 1+r.IntN(24))
+				for i := range local {
+					local[i] = "ab."[r.IntN(3)]
+				}
+				local[0], local[len(local)-1] = 'a', 'b' // no dot at either end
+				if r.IntN(2) == 0 {                      // the first 16 bytes equal, then a tail
+					local = append([]byte("abababababababab"), local[:r.IntN(len(local)+1)]...)
+				}
+				jid := stanza.MustParse(string(local) + "@montague.com/r")
+				_, err1 := m.Client(benchT0, jid, unavail)
+				_, err2 := s.Client(benchT0, jid, unavail)
+				if err1 != nil || err2 != nil {
+					t.Fatalf("%s: Machine %v, Sharded %v", jid, err1, err2)
+				}
+			}
+			want := m.Snapshot(nil)
+			for round := range 2 { // the second reuses the first's buffers
+				if got := s.Snapshot(nil); !bytes.Equal(got, want) {
+					t.Fatalf("n=%d seed %d round %d: Sharded snapshot (%d bytes) differs from Machine's (%d bytes)", n, seed, round, len(got), len(want))
+				}
+			}
+		}
+	}
+}

@@ -3,6 +3,8 @@ package store
 import (
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 
@@ -30,26 +32,41 @@ import (
 // a change that a crash could still undo.
 //
 // Compaction, every Options.CompactEvery records or Options.CompactBytes
-// bytes, is done by the caller that finds it due; it holds every shard
-// lock while the snapshot is copied (core.Sharded.SnapshotCut), then
-// writes the snapshot while the other callers go on appending to the next
-// journal.
+// bytes, runs on a goroutine of its own, started by the caller that finds
+// it due, and blocks no caller: it creates the next generation's journal,
+// takes a snapshot (core.Sharded.SnapshotCut, which locks each shard only
+// briefly) whose cut switches the journal over, and installs the snapshot
+// when it is written. Meanwhile callers keep appending and fsyncing: the
+// frames from before the cut go to the old journal, the later ones to the
+// new one. A crash before the snapshot is installed leaves the old
+// snapshot with both journals, which Open replays in turn.
 type ShardedDurable struct {
 	dirStore // the files; only the holder of busy touches them after Open
 	s        *core.Sharded
 
-	mu       sync.Mutex
-	cond     sync.Cond // on mu: signalled when busy clears or err is set
-	pending  []byte    // frames appended and not yet written
-	spare    []byte    // the buffer of the last write, reused
-	recs     int       // records in the current journal, written or pending
-	bytes    int       // bytes in the current journal, written or pending
-	busy     bool      // a caller is writing the journal or compacting
-	err      error
+	mu      sync.Mutex
+	cond    sync.Cond // on mu: signalled when busy clears or err is set
+	pending []byte    // frames appended and not yet written
+	spare   []byte    // the buffer of the last write, reused
+	recs    int       // records in the current journal, written or pending
+	bytes   int       // bytes in the current journal, written or pending
+	busy    bool      // a caller is writing the journal
+	err     error
+
+	// A compaction under way, and what its cut left to write: the journal
+	// before the cut and its frames not yet written. The next writer
+	// writes and closes it, unless the snapshot is installed first.
+	compacting bool
+	old        *os.File
+	oldPending []byte
+	snap       []byte // the last compaction's snapshot buffer, reused
+
 	appended atomic.Uint64 // calls whose records were appended, since Open
 	synced   atomic.Uint64 // of those, how many are on disk
 	failed   atomic.Bool   // err is set
 	fsyncs   atomic.Uint64 // journal fsyncs and compactions since Open
+
+	beforeInstall func() // for tests: a compaction calls it before installing its snapshot
 }
 
 // errManualSync refuses Options.ManualSync for a ShardedDurable.
@@ -73,7 +90,7 @@ func OpenSharded(dir string, cfg core.Config, shards int, opts Options) (*Sharde
 	}
 	d := &ShardedDurable{dirStore: ds, s: s}
 	d.cond.L = &d.mu
-	compact := func() error { return d.install(s.Snapshot(snapshotHeader(d.gen + 1))) }
+	compact := func() error { return d.install(s.Snapshot(appendSnapshotHeader(nil, d.gen+1))) }
 	if err := d.load(s, compact); err != nil {
 		unlockDir(d.lock)
 		return nil, err
@@ -98,8 +115,9 @@ func (d *ShardedDurable) append(recs [][]byte) error {
 	return nil
 }
 
-// settle waits until every record appended so far is on disk, writing or
-// compacting itself when no other caller is.
+// settle waits until every record appended so far is on disk, writing
+// itself when no other caller is, and starting a compaction when one is
+// due.
 func (d *ShardedDurable) settle() error {
 	target := d.appended.Load()
 	if d.synced.Load() >= target && !d.failed.Load() {
@@ -108,56 +126,114 @@ func (d *ShardedDurable) settle() error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	for d.err == nil && d.synced.Load() < target {
-		switch {
-		case d.busy:
+		if !d.compacting && (d.recs >= d.opts.CompactEvery || d.bytes >= d.opts.CompactBytes) {
+			d.startCompactLocked()
+		}
+		if d.busy {
 			d.cond.Wait()
-		case d.recs >= d.opts.CompactEvery || d.bytes >= d.opts.CompactBytes:
-			d.compactLocked()
-		default:
+		} else {
 			d.flushLocked()
 		}
 	}
 	return d.err
 }
 
-// flushLocked writes and fsyncs the pending frames; d.mu is held and
-// released meanwhile, so that other callers keep appending.
+// flushLocked writes and fsyncs the pending frames, those of a journal a
+// compaction's cut closed first; d.mu is held and released meanwhile, so
+// that other callers keep appending.
 func (d *ShardedDurable) flushLocked() {
 	d.busy = true
-	buf, upto := d.pending, d.appended.Load()
+	old, oldBuf := d.old, d.oldPending
+	d.old, d.oldPending = nil, nil
+	buf, f, upto := d.pending, d.journal, d.appended.Load()
 	d.pending = d.spare[:0]
 	d.mu.Unlock()
-	_, err := d.journal.Write(buf)
+	var err error
+	if old != nil {
+		if len(oldBuf) > 0 {
+			if _, err = old.Write(oldBuf); err == nil {
+				err = old.Sync()
+			}
+		}
+		if cerr := old.Close(); err == nil {
+			err = cerr
+		}
+	}
 	if err == nil {
-		err = d.journal.Sync()
+		if _, err = f.Write(buf); err == nil {
+			err = f.Sync()
+		}
 	}
 	d.mu.Lock()
 	d.spare = buf[:0]
+	d.busy = false
 	d.done(upto, err)
 }
 
-// compactLocked writes a snapshot that covers every appended record and
-// starts the next journal; d.mu is held and released meanwhile.
-func (d *ShardedDurable) compactLocked() {
-	d.busy = true
-	d.mu.Unlock()
+// startCompactLocked starts a compaction on its own goroutine; d.mu is
+// held.
+func (d *ShardedDurable) startCompactLocked() {
+	d.compacting = true
+	go d.compact(d.gen+1, d.snap)
+}
+
+// compact writes a snapshot as generation gen, starting gen's journal at
+// its cut, and installs it. Only the compaction touches d.gen, the
+// snapshot file and (until the cut) the creation of the next journal.
+func (d *ShardedDurable) compact(gen uint64, buf []byte) {
+	j, err := createJournal(d.dir, gen)
+	if err != nil {
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		d.endCompactLocked(gen, 0, nil, err)
+		return
+	}
 	var upto uint64
-	b := d.s.SnapshotCut(snapshotHeader(d.gen+1), func() {
+	b := d.s.SnapshotCut(appendSnapshotHeader(buf[:0], gen), func() {
 		// No call is running: the snapshot holds every frame appended
 		// so far, and the next ones go to the next journal.
 		d.mu.Lock()
 		upto = d.appended.Load()
-		d.pending, d.recs, d.bytes = d.pending[:0], 0, 0
+		d.old, d.oldPending = d.journal, d.pending
+		d.journal, d.pending = j, nil
+		d.recs, d.bytes = 0, 0
 		d.mu.Unlock()
 	})
-	err := d.install(b)
 	d.mu.Lock()
+	hook := d.beforeInstall
+	d.mu.Unlock()
+	if hook != nil {
+		hook()
+	}
+	err = writeSnapshot(d.dir, b)
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.endCompactLocked(gen, upto, b, err)
+}
+
+// endCompactLocked ends a compaction of generation gen whose cut came
+// after upto appends; d.mu is held.
+func (d *ShardedDurable) endCompactLocked(gen, upto uint64, snap []byte, err error) {
+	if err == nil {
+		// The snapshot covers the old journal: drop its unwritten frames
+		// and the file, once no writer is using it.
+		for d.busy {
+			d.cond.Wait()
+		}
+		if d.old != nil {
+			d.old.Close()
+			d.old, d.oldPending = nil, nil
+		}
+		os.Remove(filepath.Join(d.dir, journalName(gen-1)))
+		d.gen = gen
+		d.snap = snap[:0]
+	}
+	d.compacting = false
 	d.done(upto, err)
 }
 
 // done ends a write or a compaction that covered the first upto appends.
 func (d *ShardedDurable) done(upto uint64, err error) {
-	d.busy = false
 	if err != nil {
 		// The frames are in memory only, and their callers' state has
 		// changed: refuse everything from now on.
@@ -295,15 +371,20 @@ func (d *ShardedDurable) AppendState(dst []byte) []byte { return d.s.AppendState
 func (d *ShardedDurable) Fsyncs() uint64 { return d.fsyncs.Load() }
 
 // Compact writes a snapshot of the whole state and starts a new, empty
-// journal. The store does it by itself every Options.CompactEvery records.
+// journal, and returns when the snapshot is installed. The store does it
+// by itself, in the background, every Options.CompactEvery records.
 func (d *ShardedDurable) Compact() error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	for d.busy && d.err == nil {
+	for d.compacting && d.err == nil {
 		d.cond.Wait()
 	}
-	if d.err == nil {
-		d.compactLocked()
+	if d.err != nil {
+		return d.err
+	}
+	d.startCompactLocked()
+	for d.compacting && d.err == nil {
+		d.cond.Wait()
 	}
 	return d.err
 }
@@ -315,8 +396,11 @@ func (d *ShardedDurable) Shutdown() error {
 	err := d.settle()
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	for d.busy {
+	for d.busy || d.compacting {
 		d.cond.Wait()
+	}
+	if d.old != nil {
+		d.old.Close() // a failed compaction's: its frames are not acknowledged
 	}
 	if d.journal != nil {
 		if cerr := d.journal.Close(); err == nil {

@@ -7,9 +7,11 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/lastseen-xmpp/lastseen/clock"
 	"github.com/lastseen-xmpp/lastseen/core"
@@ -34,13 +36,24 @@ func openSharded(t testing.TB, dir string, opts Options) *ShardedDurable {
 func (d *ShardedDurable) crash() {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	for d.busy {
+	for d.busy || d.compacting {
 		d.cond.Wait()
 	}
 	d.journal.Close()
 	d.lock.Close()
 	d.err = errors.New("crashed")
 	d.failed.Store(true)
+}
+
+// idle waits until no write and no compaction runs, and returns the
+// generation of the store's snapshot.
+func (d *ShardedDurable) idle() uint64 {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for d.busy || d.compacting {
+		d.cond.Wait()
+	}
+	return d.gen
 }
 
 // groupEvents is genEvents for writer g of several: its users are its own
@@ -102,8 +115,8 @@ func TestShardedConcurrentReplay(t *testing.T) {
 			if !bytes.Equal(d.Sharded().Snapshot(nil), ref.Snapshot(nil)) {
 				t.Fatal("state in memory differs from the sequential run")
 			}
-			if every < 100 && d.gen < 3 {
-				t.Errorf("generation %d: the run did not compact", d.gen)
+			if gen := d.idle(); every < 100 && gen < 3 {
+				t.Errorf("generation %d: the run did not compact", gen)
 			}
 			d.crash()
 			d = openSharded(t, dir, Options{})
@@ -251,11 +264,141 @@ func TestShardedFailedWriteIsSticky(t *testing.T) {
 	d.lock.Close()
 }
 
+// TestShardedCompactBytes: past CompactBytes, the store compacts by
+// itself, in the background, and the journal it ends with is small again.
 func TestShardedCompactBytes(t *testing.T) {
 	dir := t.TempDir()
 	d := openSharded(t, dir, Options{CompactBytes: 1000})
 	defer d.Shutdown()
-	checkCompactBytes(t, dir, d, &d.dirStore)
+	romeo := stanza.MustParse("romeo@montague.com/balcony")
+	gen := d.idle()
+	change := func(i int) {
+		if _, err := d.Client(clock.Epoch2000, romeo, []byte(fmt.Sprintf(`<presence><status>%d %s</status></presence>`, i, strings.Repeat("x", 100)))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := 0; i < 40; i++ {
+		change(i)
+	}
+	if d.idle() == gen {
+		t.Error("never compacted")
+	}
+	// Changes made while the last compaction ran went to its new journal,
+	// which may have passed the limit since; the next change compacts it.
+	change(40)
+	d.idle()
+	if fi, _ := os.Stat(journalFile(t, dir)); fi.Size() >= 1000+200 {
+		t.Errorf("journal holds %d bytes, more than CompactBytes and a change", fi.Size())
+	}
+}
+
+// TestShardedCompactionBlocksNoCaller holds a compaction just before it
+// installs its snapshot: callers must go on being acknowledged meanwhile,
+// the directory must then hold the old snapshot and two journals, and a
+// copy of it, opened as after a crash, must hold every acknowledged
+// change. Released, the compaction ends with one snapshot and one journal
+// that hold them too.
+func TestShardedCompactionBlocksNoCaller(t *testing.T) {
+	dir := t.TempDir()
+	d := openSharded(t, dir, Options{CompactEvery: 5})
+	gen := d.idle()
+	held, release := make(chan struct{}), make(chan struct{})
+	d.mu.Lock()
+	d.beforeInstall = func() {
+		close(held)
+		<-release
+	}
+	d.mu.Unlock()
+	evs := genEvents(rand.New(rand.NewPCG(11, 11)), clock.Epoch2000, 120)
+	ref := newRef(t)
+	acked := make(chan error, 1)
+	go func() {
+		for _, e := range evs {
+			if _, err := apply(d, e); err != nil {
+				if _, rerr := apply(ref, e); rerr == nil {
+					acked <- fmt.Errorf("%v refused by the store, accepted by the reference: %w", e, err)
+					return
+				}
+				continue
+			}
+			apply(ref, e)
+		}
+		acked <- nil
+	}()
+	select {
+	case <-held:
+	case <-time.After(30 * time.Second):
+		t.Fatal("no compaction started within 30 s")
+	}
+	select {
+	case err := <-acked:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(30 * time.Second):
+		close(release)
+		t.Fatal("callers waited for the compaction: not all changes acknowledged within 30 s")
+	}
+	names, _ := filepath.Glob(filepath.Join(dir, journalPrefix+"*"))
+	if want := []string{journalName(gen), journalName(gen + 1)}; !slices.Equal(baseNames(names), want) {
+		t.Errorf("journals while the compaction is held: %v, want %v", baseNames(names), want)
+	}
+	// What a crash now would leave: the old snapshot and both journals.
+	image := map[string][]byte{}
+	for _, name := range append(names, filepath.Join(dir, snapshotName)) {
+		b, err := os.ReadFile(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		image[filepath.Base(name)] = b
+	}
+	materialise := func() string {
+		dir := t.TempDir()
+		for name, b := range image {
+			if err := os.WriteFile(filepath.Join(dir, name), b, 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return dir
+	}
+	c := openSharded(t, materialise(), Options{})
+	if r := c.Recovery(); r.Generation != gen || r.Records == 0 {
+		t.Errorf("recovery of the crash image: %+v, want generation %d and records from both journals", r, gen)
+	}
+	if !bytes.Equal(c.Sharded().Snapshot(nil), restarted(t, ref)) {
+		t.Error("old snapshot + both journals differ from every acknowledged change, restarted")
+	}
+	c.Shutdown()
+	// The older journal torn while the newer one holds records is damage
+	// (a writer fsyncs the older one first), not a tail to drop.
+	if b := image[journalName(gen)]; len(b) < 3 || len(image[journalName(gen+1)]) == 0 {
+		t.Fatalf("journals of %d and %d bytes: cannot tear the first", len(b), len(image[journalName(gen+1)]))
+	}
+	image[journalName(gen)] = image[journalName(gen)][:len(image[journalName(gen)])-3]
+	if _, err := OpenSharded(materialise(), testConfig, testShards, Options{}); !errors.Is(err, core.ErrCorrupt) {
+		t.Errorf("a torn journal before another: %v, want ErrCorrupt", err)
+	}
+	close(release)
+	if err := d.Shutdown(); err != nil {
+		t.Fatal(err)
+	}
+	names, _ = filepath.Glob(filepath.Join(dir, journalPrefix+"*"))
+	if len(names) != 1 {
+		t.Errorf("journals after the compaction: %v, want one", baseNames(names))
+	}
+	d = openSharded(t, dir, Options{})
+	defer d.Shutdown()
+	if !bytes.Equal(d.Sharded().Snapshot(nil), restarted(t, ref)) {
+		t.Error("after the compaction, the store differs from every acknowledged change, restarted")
+	}
+}
+
+func baseNames(paths []string) []string {
+	var names []string
+	for _, p := range paths {
+		names = append(names, filepath.Base(p))
+	}
+	return names
 }
 
 // TestShardedGroupCommit checks that concurrent writers share fsyncs: with

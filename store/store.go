@@ -94,6 +94,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -301,7 +302,7 @@ func (d *dirStore) load(m loader, compact func() error) error {
 		}
 		d.gen = gen
 		d.recovery.Generation = gen
-		if err := d.replay(m, filepath.Join(d.dir, journalName(gen))); err != nil {
+		if err := d.replayFrom(m, gen, journals); err != nil {
 			return err
 		}
 	}
@@ -358,6 +359,31 @@ func readSnapshot(m loader, b []byte) (uint64, error) {
 		return 0, err
 	}
 	return gen, nil
+}
+
+// replayFrom applies the journal of generation gen, then those of the
+// generations after it, in turn, as long as they exist: a ShardedDurable
+// starts the next generation's journal at a compaction's cut, before its
+// snapshot is installed, so a crash in between leaves the old snapshot
+// with two journals. Only the last may end torn: a writer fsyncs the
+// frames of the older journal before it writes any to the newer one.
+func (d *dirStore) replayFrom(m loader, gen uint64, journals []string) error {
+	for {
+		torn := d.recovery.TornBytes
+		if err := d.replay(m, filepath.Join(d.dir, journalName(gen))); err != nil {
+			return err
+		}
+		next := journalName(gen + 1)
+		if !slices.Contains(journals, next) {
+			return nil
+		}
+		if d.recovery.TornBytes != torn {
+			if fi, err := os.Stat(filepath.Join(d.dir, next)); err != nil || fi.Size() > 0 {
+				return fmt.Errorf("store: %s: %w", d.dir, withMsg(core.ErrCorrupt, journalName(gen)+" ends torn but the journal after it holds records"))
+			}
+		}
+		gen++
+	}
 }
 
 // replay applies the intact frames of the journal at path to m.
@@ -559,7 +585,7 @@ func (d *Durable) Compact() error {
 }
 
 func (d *Durable) compact() error {
-	b := d.e.Snapshot(snapshotHeader(d.gen + 1))
+	b := d.e.Snapshot(appendSnapshotHeader(nil, d.gen+1))
 	if len(b) <= headerLen {
 		return d.fail(errors.New("the machine gave no snapshot"))
 	}
@@ -582,34 +608,28 @@ func appendFrames(dst []byte, recs [][]byte) []byte {
 
 // snapshotHeader starts a snapshot file of generation gen; the machine's
 // snapshot follows it.
-func snapshotHeader(gen uint64) []byte {
-	b := append(make([]byte, 0, 4096), fileMagic...)
-	return binary.BigEndian.AppendUint64(b, gen)
+// appendSnapshotHeader appends the head of the store's snapshot file of
+// generation gen to dst; nil dst gets room for a small machine's snapshot.
+func appendSnapshotHeader(dst []byte, gen uint64) []byte {
+	if dst == nil {
+		dst = make([]byte, 0, 4096)
+	}
+	dst = append(dst, fileMagic...)
+	return binary.BigEndian.AppendUint64(dst, gen)
 }
 
-// install makes b (snapshotHeader(d.gen+1) and the machine's snapshot) the
-// store's snapshot and starts its empty journal, deleting the old one.
+// install makes b (appendSnapshotHeader(…, d.gen+1) and the machine's
+// snapshot) the store's snapshot and starts its empty journal, deleting
+// the old one.
 func (d *dirStore) install(b []byte) error {
 	gen := d.gen + 1
-	b = binary.BigEndian.AppendUint32(b, crc32.Checksum(b, castagnoli))
-	tmp := filepath.Join(d.dir, tmpName)
-	if err := writeFileSync(tmp, b); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, filepath.Join(d.dir, snapshotName)); err != nil {
-		return err
-	}
-	if err := syncDir(d.dir); err != nil {
+	if err := writeSnapshot(d.dir, b); err != nil {
 		return err
 	}
 	// From here the new snapshot is what Open loads; its journal may be
 	// missing until created, which Open takes as empty.
-	j, err := os.OpenFile(filepath.Join(d.dir, journalName(gen)), os.O_WRONLY|os.O_CREATE|os.O_TRUNC|os.O_APPEND, 0o600)
+	j, err := createJournal(d.dir, gen)
 	if err != nil {
-		return err
-	}
-	if err := syncDir(d.dir); err != nil {
-		j.Close()
 		return err
 	}
 	if d.journal != nil {
@@ -618,6 +638,33 @@ func (d *dirStore) install(b []byte) error {
 	}
 	d.journal, d.gen, d.records, d.size = j, gen, 0, 0
 	return nil
+}
+
+// writeSnapshot seals b with its checksum and makes it, atomically and
+// durably, the snapshot file of the store in dir.
+func writeSnapshot(dir string, b []byte) error {
+	b = binary.BigEndian.AppendUint32(b, crc32.Checksum(b, castagnoli))
+	tmp := filepath.Join(dir, tmpName)
+	if err := writeFileSync(tmp, b); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, filepath.Join(dir, snapshotName)); err != nil {
+		return err
+	}
+	return syncDir(dir)
+}
+
+// createJournal creates the empty journal of generation gen, durably.
+func createJournal(dir string, gen uint64) (*os.File, error) {
+	j, err := os.OpenFile(filepath.Join(dir, journalName(gen)), os.O_WRONLY|os.O_CREATE|os.O_TRUNC|os.O_APPEND, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	if err := syncDir(dir); err != nil {
+		j.Close()
+		return nil, err
+	}
+	return j, nil
 }
 
 func writeFileSync(path string, b []byte) error {

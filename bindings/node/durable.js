@@ -177,7 +177,21 @@ export class DurableMachine {
     } else {
       this.#gen = this.#readSnapshot(snapPath, b);
       this.#recovery.generation = Number(this.#gen);
-      this.#replay(path.join(this.#dir, journalName(this.#gen)));
+      // The snapshot's journal, then those of the generations after it
+      // while they exist: the Go ShardedDurable starts the next journal at
+      // a compaction's cut, before its snapshot is installed, so a crash in
+      // between leaves the old snapshot with two journals. Only the last
+      // may end torn: the older one's frames are fsynced before any of the
+      // newer one's are written.
+      for (let gen = this.#gen; ; gen++) {
+        const torn = this.#recovery.tornBytes;
+        this.#replay(path.join(this.#dir, journalName(gen)));
+        const next = journalName(gen + 1n);
+        if (!journals.includes(next)) break;
+        if (this.#recovery.tornBytes !== torn && fs.statSync(path.join(this.#dir, next)).size > 0) {
+          throw corrupt(this.#dir, `${journalName(gen)} ends torn but the journal after it holds records`);
+        }
+      }
     }
     this.#recovery.tookOffline = this.#machine.restarted();
     this.#compact();

@@ -145,6 +145,33 @@ if (process.env.LASTSEEN_DURABLE_CHILD) {
     d.shutdown();
   });
 
+  test('a crash in a background compaction: the old snapshot and both journals replay', () => {
+    // What Go's ShardedDurable leaves when it dies between a compaction's
+    // cut (the next journal started) and installing its snapshot.
+    const dir = tmp();
+    let d = openDurable(dir, { served: SERVED });
+    for (let i = 0; i < 5; i++) change(d, i);
+    const before = Object.fromEntries(fs.readdirSync(dir).filter((n) => n !== 'LOCK').map((n) => [n, fs.readFileSync(path.join(dir, n))]));
+    d.compact();
+    for (let i = 5; i < 9; i++) change(d, i);
+    const after = fs.readdirSync(dir).find((n) => n.startsWith('journal-'));
+    const newer = fs.readFileSync(path.join(dir, after));
+    d.shutdown();
+    const crashed = tmp();
+    for (const [n, b] of Object.entries(before)) fs.writeFileSync(path.join(crashed, n), b);
+    fs.writeFileSync(path.join(crashed, after), newer);
+    d = openDurable(crashed, { served: SERVED });
+    assert.deepEqual(d.recovery, { generation: 1, records: 9, tornBytes: 0, tookOffline: 0 });
+    for (let i = 0; i < 9; i++) assert.equal(statusOf(d, i), `s${i}`);
+    assert.deepEqual(fs.readdirSync(crashed).filter((n) => n.startsWith('journal-')), ['journal-0000000000000002'], 'opening compacts the chain away');
+    d.shutdown();
+    // A torn older journal followed by a newer one with records is damage.
+    const torn = tmp();
+    for (const [n, b] of Object.entries(before)) fs.writeFileSync(path.join(torn, n), n.startsWith('journal-') ? b.subarray(0, b.length - 3) : b);
+    fs.writeFileSync(path.join(torn, after), newer);
+    assert.throws(() => openDurable(torn, { served: SERVED }), (e) => e.code === 'CORRUPT' && /ends torn/.test(e.message));
+  });
+
   test('a batch is journaled whole with one write, and refuses what bypasses the journal', () => {
     const dir = tmp();
     let d = openDurable(dir, { served: SERVED });
