@@ -96,7 +96,7 @@ options.authorizer = {
 	subscribers = function() return {}; end,
 };
 
--- ---- persistence: snapshot + journal in <data>/lastseen/<host>/ ----
+-- ---- persistence: <data>/lastseen/<host>.snapshot and <host>.journal ----
 
 local dir = prosody.paths.data .. "/lastseen";
 local lfs = require "lfs";
