@@ -16,8 +16,19 @@ if [ "${1:-}" = -check ]; then
   exit 1
 fi
 
+if ! command -v go >/dev/null 2>&1; then
+  echo "go is needed to fetch wasmtime's C API through the Go module proxy (Debian: apt-get install golang-go)" >&2
+  exit 1
+fi
 # Outside the lastseen module, so that the download does not touch go.sum.
-dir=$(cd /tmp && GOFLAGS=-mod=mod go mod download -json "$WASMTIME_GO" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
+# go reports a failed download in the JSON (no network, a proxy refusing):
+# say so, rather than ending without a word.
+if ! json=$(cd /tmp && GOFLAGS=-mod=mod go mod download -json "$WASMTIME_GO"); then
+  echo "could not fetch $WASMTIME_GO (wasmtime's C API) through the Go module proxy ($(go env GOPROXY)):" >&2
+  echo "$json" | sed -n 's/^[[:space:]]*"Error": "\(.*\)",\{0,1\}$/  \1/p' >&2
+  exit 1
+fi
+dir=$(echo "$json" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
 if [ -z "$dir" ] || [ ! -f "$dir/build/linux-x86_64/libwasmtime.a" ]; then
   echo "wasmtime's C API not found in $WASMTIME_GO (only linux-x86_64 is handled here)" >&2
   exit 1

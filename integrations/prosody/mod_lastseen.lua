@@ -96,7 +96,7 @@ options.authorizer = {
 	subscribers = function() return {}; end,
 };
 
--- ---- persistence: snapshot + journal in <data>/lastseen/<host>/ ----
+-- ---- persistence: <data>/lastseen/<host>.snapshot and <host>.journal ----
 
 local dir = prosody.paths.data .. "/lastseen";
 local lfs = require "lfs";
@@ -331,9 +331,17 @@ module:hook("resource-unbind", function(event)
 	if err then module:log("debug", "lastseen close %s: %s", session.full_jid, tostring(err)); end
 end, PRIORITY);
 
+-- announce starts the domain's uptime. The restored state may still hold
+-- the domain as up since an earlier start (the restart rule takes only
+-- resources offline, and a repeated up keeps the first time, core/CHOICES.md
+-- 14), so it goes down first: without that, every probe and uptime query
+-- after a restart would count from the first start ever.
 local function announce()
-	local _, err = run({ type = "up", now = now(), jid = host });
-	if err then module:log("error", "lastseen: up %s: %s", host, tostring(err)); end
+	local t = now();
+	for _, ev in ipairs({ "down", "up" }) do
+		local _, err = run({ type = ev, now = t, jid = host });
+		if err then module:log("error", "lastseen: %s %s: %s", ev, host, tostring(err)); end
+	end
 end
 
 -- A fault for tests only (lastseen_test_faults = true; off by default and
