@@ -59,6 +59,43 @@ func packedItem(p string, i int) (contact string, sub Subscription, next int) {
 	return p[start : start+n], Subscription(p[start+n]), start + n + 1
 }
 
+// packedSet returns packed roster p with contact's subscription set
+// (SubNone removes it), built in one allocation, and its number of items.
+func packedSet(p, contact string, sub Subscription) (string, int) {
+	// Where contact's item is (or goes), and where the items after it start.
+	at, after, n := len(p), len(p), 0
+	for i := 0; i < len(p); n++ {
+		c, _, next := packedItem(p, i)
+		if at == len(p) && c >= contact {
+			at, after = i, i
+			if c == contact {
+				after = next
+				n--
+			}
+		}
+		i = next
+	}
+	if sub != SubNone {
+		n++
+	}
+	if n == 0 {
+		return "", 0
+	}
+	size := at + len(p) - after
+	if sub != SubNone {
+		size += uvarintLen(uint64(len(contact))) + len(contact) + 1
+	}
+	b := make([]byte, 0, size)
+	b = append(b, p[:at]...)
+	if sub != SubNone {
+		b = binary.AppendUvarint(b, uint64(len(contact)))
+		b = append(b, contact...)
+		b = append(b, byte(sub))
+	}
+	b = append(b, p[after:]...)
+	return string(b), n
+}
+
 // unpack returns p's items as a roster, sharing p's memory.
 func unpack(p string) roster {
 	var r roster
