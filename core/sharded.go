@@ -155,7 +155,11 @@ func (s *Sharded) ClientInto(o *Outputs, now clock.Time, session stanza.JID, raw
 		return s.clientQuery(o, now, session, ps)
 	}
 	sh := s.shardOf(session.Bare().String())
-	s.lock(sh)
+	if ps.pres.Type == stanza.Probe {
+		s.lockRead(sh) // a probe spends a token, which no snapshot holds
+	} else {
+		s.lock(sh)
+	}
 	m := sh.m
 	m.reset()
 	c, err := m.checkClient(session, &ps.pres)
@@ -176,7 +180,7 @@ func (s *Sharded) ClientInto(o *Outputs, now clock.Time, session stanza.JID, raw
 	}
 	p := &c.pending
 	th := s.shardOf(p.target.Bare().String())
-	s.lock(th)
+	s.lockRead(th)
 	defer th.mu.Unlock()
 	th.m.reset()
 	th.m.answer(p.from, p.target, p.id)
@@ -214,7 +218,7 @@ func (s *Sharded) ServerInto(o *Outputs, now clock.Time, raw []byte) error {
 		return err
 	}
 	sh := s.shardOf(to.Bare().String())
-	s.lock(sh)
+	s.lockRead(sh) // presence from a server changes nothing a snapshot holds
 	defer sh.mu.Unlock()
 	m := sh.m
 	m.reset()
@@ -248,9 +252,7 @@ func (s *Sharded) clientQuery(o *Outputs, now clock.Time, session stanza.JID, ps
 // target's shard, under its lock.
 func (s *Sharded) onTargetShard(o *Outputs, event string, to stanza.JID, answer func(m *Machine)) error {
 	sh := s.shardOf(to.Bare().String())
-	// A query changes nothing a snapshot holds, but every shard lock goes
-	// through lock so that no path can overtake a pending snapshot copy.
-	s.lock(sh)
+	s.lockRead(sh) // a query changes nothing (RULES L3)
 	defer sh.mu.Unlock()
 	m := sh.m
 	m.reset()

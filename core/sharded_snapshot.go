@@ -16,12 +16,13 @@ import (
 // only long enough to mark each one as waiting for a copy (and to read the
 // hosted domains and the time of the last change), then releases them all.
 // Each shard's users are then copied (encoded, in key order) under that
-// shard's lock alone, by whoever locks it first: SnapshotCut walking the
-// shards, or a call about to read or change it. A shard is copied exactly
-// once and before anything after the cut touches it, so the copies add up
-// to the state at the cut, and a call waits for at most the copy of the
-// shard it locks (a few milliseconds for a few thousand users), never for
-// the whole. The copies are merged into the global key order with no lock
+// shard's lock alone, by whoever gets to it first: SnapshotCut walking the
+// shards, or a call about to change it (a call that only reads, a probe or
+// a query, leaves the copy to them: it reads the state at the cut either
+// way). A shard is copied exactly once and before anything after the cut
+// changes it, so the copies add up to the state at the cut, and a call
+// waits for at most the copy of the shard it locks (a few milliseconds for
+// a few thousand users), never for the whole. The copies are merged into the global key order with no lock
 // held. Calls that lock every shard (Up, Down, Restore, Restarted) copy
 // every shard still waiting first.
 
@@ -220,11 +221,24 @@ func (p *shardPart) radixSort() {
 // for them, so that nothing after the snapshot's cut reaches them first.
 func (s *Sharded) lock(sh *shard) {
 	sh.mu.Lock()
+	sh.copyPending()
+}
+
+// copyPending copies sh's users for the snapshot that waits for them, if
+// one does; sh is locked.
+func (sh *shard) copyPending() {
 	if sh.snap != nil {
 		sh.snap.fill(sh.m)
 		sh.snap = nil
 	}
 }
+
+// lockRead takes sh's lock for a call that changes nothing a snapshot
+// holds (a probe, whose token no snapshot keeps, or a query). It leaves a
+// pending copy to the snapshot or the next call that changes the shard:
+// the state it reads is the state at the cut either way, and a reader that
+// copied would wait for the copy (milliseconds) for nothing.
+func (s *Sharded) lockRead(sh *shard) { sh.mu.Lock() }
 
 func (s *Sharded) shardIndex(bare string) int {
 	return int(strhash(bare) % uint64(len(s.shards)))
@@ -284,24 +298,47 @@ func (s *Sharded) snapshotCut(dst []byte, cut func(), holds *lockHolds) []byte {
 	if holds != nil {
 		holds.cut = time.Since(t0)
 	}
-	for i := range s.shards {
-		sh := &s.shards[i]
-		if holds != nil {
-			t0 = time.Now()
+	// Copy what no call has copied first. A shard that is locked is
+	// skipped and tried again later rather than waited for: a wait of
+	// over a millisecond (a caller copying it) puts a sync.Mutex in its
+	// starvation mode, where the next unlock hands the lock over by giving
+	// up the unlocker's processor, and that caller then waits for one.
+	copied := make([]bool, len(s.shards))
+	for left, round := len(s.shards), 0; left > 0; round++ {
+		for i := range s.shards {
+			sh := &s.shards[i]
+			if copied[i] {
+				continue
+			}
+			if round < 64 {
+				if !sh.mu.TryLock() {
+					continue
+				}
+			} else {
+				sh.mu.Lock() // a shard that stays busy: wait after all
+			}
+			if holds != nil {
+				t0 = time.Now()
+			}
+			sh.copyPending()
+			if holds != nil {
+				holds.copies = append(holds.copies, time.Since(t0))
+			}
+			sh.mu.Unlock()
+			copied[i] = true
+			left--
+			// The part is filled, and the shard's unlock makes it
+			// visible here. Sorted now, its bytes are still in the cache.
+			parts[i].sort()
+			// Yield the processor after each shard (a few milliseconds
+			// of work): with as many busy callers as processors, the
+			// scheduler otherwise lets the snapshot run its whole 10 ms
+			// time slice while a caller waits for a processor.
+			runtime.Gosched()
 		}
-		s.lock(sh)
-		sh.mu.Unlock()
-		if holds != nil {
-			holds.copies = append(holds.copies, time.Since(t0))
+		if left > 0 {
+			runtime.Gosched() // the rest are busy: let their holders run
 		}
-		// The part is filled, and the shard's unlock makes it visible
-		// here. Sorted now, its bytes are still in the cache.
-		parts[i].sort()
-		// Yield the processor after each shard (a few milliseconds of
-		// work): with as many busy callers as processors, the scheduler
-		// otherwise lets the snapshot run up to its 10 ms time slice
-		// while a caller waits for a processor, lock or no lock.
-		runtime.Gosched()
 	}
 	size, users := 64+16*len(hosted), 0
 	for i := range parts {
