@@ -251,6 +251,14 @@ func serverProbe(b *testing.B, m machine) func() []core.Output {
 	}
 }
 
+// loopProbes takes romeo offline on m and then runs probe b.N times.
+func loopProbes(b *testing.B, m machine, probe func() []core.Output) {
+	offlineRomeo(b, m, probe)
+	for b.Loop() {
+		probe()
+	}
+}
+
 func BenchmarkProbeOffline(b *testing.B) {
 	auth := core.NewMemoryAuth()
 	auth.SetSubscription(romeoB, juliet, core.SubBoth)
@@ -259,11 +267,7 @@ func BenchmarkProbeOffline(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		probe := serverProbe(b, m)
-		offlineRomeo(b, m, probe)
-		for b.Loop() {
-			probe()
-		}
+		loopProbes(b, m, serverProbe(b, m))
 	})
 	// The version 2 floor: facts fed once and kept in the guest, which a
 	// host with few facts can do; a server like Prosody cannot.
@@ -272,11 +276,7 @@ func BenchmarkProbeOffline(b *testing.B) {
 		if err := e.SetRoster(romeoB, juliet, core.SubBoth); err != nil {
 			b.Fatal(err)
 		}
-		probe := serverProbe(b, e)
-		offlineRomeo(b, e, probe)
-		for b.Loop() {
-			probe()
-		}
+		loopProbes(b, e, serverProbe(b, e))
 	})
 	b.Run("wazero-events", func(b *testing.B) {
 		e := newEngine(b, core.Config{Served: served})
@@ -288,18 +288,11 @@ func BenchmarkProbeOffline(b *testing.B) {
 			}
 			return rs[3].Outputs
 		}
-		offlineRomeo(b, e, probe)
-		for b.Loop() {
-			probe()
-		}
+		loopProbes(b, e, probe)
 	})
 	b.Run("wazero-host", func(b *testing.B) {
 		e := newEngine(b, core.Config{Served: served, Auth: auth})
-		probe := serverProbe(b, e)
-		offlineRomeo(b, e, probe)
-		for b.Loop() {
-			probe()
-		}
+		loopProbes(b, e, serverProbe(b, e))
 	})
 }
 
