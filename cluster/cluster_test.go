@@ -5,6 +5,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -127,65 +129,162 @@ func broadcast(show string) []byte {
 
 var unavailable = []byte(`<presence type='unavailable'><status>bye</status></presence>`)
 
-// replay feeds a single core.Machine the committed log, read from etcd
-// independently of the nodes, with the cluster's time rule; it returns the
-// machine and the number of batches.
-func replay(t *testing.T, cli *clientv3.Client, upTo int64) (*core.Machine, int) {
+// logged is one input found in the log: who wrote what.
+type logged struct {
+	session string
+	raw     string
+}
+
+// replay feeds a single core.Machine the committed log up to revision
+// upTo, read from etcd independently of the nodes, with the cluster's
+// rules written out again here: time is the latest stamp so far, and the
+// Delete of a member key closes, in order, the sessions whose last
+// broadcast that member wrote. It returns the machine, the number of
+// batches, and every input logged.
+func replay(t *testing.T, cli *clientv3.Client, upTo int64) (*core.Machine, int, map[logged]bool) {
+	t.Helper()
+	rec := recordLog(t, cli)
+	return replayEvents(t, rec.upTo(t, upTo))
+}
+
+// logRecorder keeps every event of the log from revision 1, watched from
+// the start of a test, so that etcd's compaction (which removes history a
+// new watch could read) does not hide it from the reference.
+type logRecorder struct {
+	cli    *clientv3.Client
+	mu     sync.Mutex
+	events []*clientv3.Event
+	rev    int64 // every event up to rev is in events
+	err    error
+}
+
+func recordLog(t *testing.T, cli *clientv3.Client) *logRecorder {
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	r := &logRecorder{cli: cli}
+	// The recorder reports what it has seen as a node would, so that the
+	// nodes never compact history it has not read: a watch that falls
+	// behind (a slow reader) is otherwise cancelled by the compaction.
+	if _, err := cli.Put(ctx, "/t/a/recorder", "0"); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		for ctx.Err() == nil {
+			time.Sleep(100 * time.Millisecond)
+			r.mu.Lock()
+			rev := r.rev
+			r.mu.Unlock()
+			cli.Put(ctx, "/t/a/recorder", strconv.FormatInt(rev, 10))
+		}
+	}()
+	wch := cli.Watch(ctx, "/t/w/", clientv3.WithPrefix(), clientv3.WithRev(1))
+	go func() {
+		for wr := range wch {
+			r.mu.Lock()
+			if err := wr.Err(); err != nil {
+				r.err = fmt.Errorf("recorder at %d events, rev %d, compact rev %d: %w", len(r.events), r.rev, wr.CompactRevision, err)
+			}
+			r.events = append(r.events, wr.Events...)
+			if wr.IsProgressNotify() {
+				r.rev = max(r.rev, wr.Header.Revision)
+			} else if len(wr.Events) > 0 {
+				r.rev = max(r.rev, wr.Events[len(wr.Events)-1].Kv.ModRevision)
+			}
+			r.mu.Unlock()
+		}
+	}()
+	return r
+}
+
+// upTo returns the events up to revision rev, once it has them all.
+func (r *logRecorder) upTo(t *testing.T, rev int64) []*clientv3.Event {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		r.mu.Lock()
+		have, err := r.rev, r.err
+		evs := slices.Clone(r.events)
+		r.mu.Unlock()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if have >= rev {
+			i := 0
+			for i < len(evs) && evs[i].Kv.ModRevision <= rev {
+				i++
+			}
+			return evs[:i]
+		}
+		r.cli.RequestProgress(context.Background())
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("the log recorder did not reach revision %d in 10 s", rev)
+	return nil
+}
+
+// replayEvents is replay over recorded events.
+func replayEvents(t *testing.T, events []*clientv3.Event) (*core.Machine, int, map[logged]bool) {
 	t.Helper()
 	m, err := core.New(core.Config{Served: served})
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	wch := cli.Watch(ctx, "/t/w/", clientv3.WithPrefix(), clientv3.WithRev(1))
 	var now clock.Time
 	batches := 0
-	for wr := range wch {
-		if err := wr.Err(); err != nil {
-			t.Fatal(err)
-		}
-		for _, ev := range wr.Events {
-			if ev.Kv.ModRevision > upTo {
-				return m, batches
-			}
-			if string(ev.Kv.Key) != "/t/w/log" {
-				if ev.Type == mvccpb.DELETE {
-					t.Fatalf("replay: an expiry at %d; this reference does not model it", ev.Kv.ModRevision)
-				}
+	seen := make(map[logged]bool)
+	owner := make(map[string]string)
+	for _, ev := range events {
+		if key := string(ev.Kv.Key); key != "/t/w/log" {
+			if ev.Type != mvccpb.DELETE {
 				continue
 			}
-			b, err := decodeBatch(ev.Kv.Value)
-			if err != nil {
-				t.Fatal(err)
-			}
-			batches++
-			for _, e := range b.entries {
-				if e.stamp > now {
-					now = e.stamp
+			var gone []string
+			for s, w := range owner {
+				if w == key {
+					gone = append(gone, s)
 				}
-				j := stanza.MustParse(e.jid)
-				switch e.kind {
-				case kindClient:
-					_, err = m.Client(now, j, e.raw)
-				case kindClose:
-					_, err = m.Close(now, j)
-				case kindUp:
-					_, err = m.Up(now, j)
-				case kindDown:
-					_, err = m.Down(now, j)
-				case kindLimit:
-					err = m.SetProbeLimit(now, e.limit)
-				}
-				_ = err // refused inputs are refused alike by the nodes
 			}
+			slices.Sort(gone)
+			for _, s := range gone {
+				delete(owner, s)
+				m.Close(now, stanza.MustParse(s))
+			}
+			continue
 		}
-		if wr.Header.Revision >= upTo {
-			return m, batches
+		b, err := decodeBatch(ev.Kv.Value)
+		if err != nil {
+			t.Fatal(err)
+		}
+		batches++
+		for _, e := range b.entries {
+			if e.stamp > now {
+				now = e.stamp
+			}
+			seen[logged{e.jid, string(e.raw)}] = true
+			j := stanza.MustParse(e.jid)
+			switch e.kind {
+			case kindClient:
+				if _, err = m.Client(now, j, e.raw); err == nil {
+					if bytes.Contains(e.raw, []byte("unavailable")) {
+						delete(owner, e.jid)
+					} else {
+						owner[e.jid] = b.writer
+					}
+				}
+			case kindClose:
+				delete(owner, e.jid)
+				_, err = m.Close(now, j)
+			case kindUp:
+				_, err = m.Up(now, j)
+			case kindDown:
+				_, err = m.Down(now, j)
+			case kindLimit:
+				err = m.SetProbeLimit(now, e.limit)
+			}
+			_ = err // refused inputs are refused alike by the nodes
 		}
 	}
-	t.Fatal("replay: watch ended")
-	return nil, 0
+	return m, batches, seen
 }
 
 // TestNodesEqualOneMachine drives three nodes concurrently, with clocks
@@ -243,7 +342,7 @@ func TestNodesEqualOneMachine(t *testing.T) {
 	}
 	c.settle(c.nodes...)
 	rev := c.nodes[0].Applied()
-	ref, batches := replay(t, c.clients[0], rev)
+	ref, batches, _ := replay(t, c.clients[0], rev)
 	want := ref.AppendState(nil)
 	for i, n := range c.nodes {
 		if got := n.AppendState(nil); !bytes.Equal(got, want) {

@@ -96,6 +96,9 @@ func startMember(me memberSpec, specs []memberSpec) (*embed.Etcd, error) {
 		cfg.ClusterState = embed.ClusterStateFlagExisting
 	}
 	cfg.TickMs, cfg.ElectionMs = 50, 500
+	// Clients ping every second (see clientConfig); the default minimum
+	// of 5 s would answer them with GOAWAY.
+	cfg.GRPCKeepAliveMinTime = 500 * time.Millisecond
 	cfg.ZapLoggerBuilder = embed.NewZapLoggerBuilder(zap.NewNop())
 	return embed.StartEtcd(cfg)
 }
@@ -111,9 +114,21 @@ func waitReady(e *embed.Etcd, d time.Duration) error {
 	}
 }
 
+// clientConfig is a client of eps that notices within about 2 s that a
+// member stopped answering (SIGSTOP, a partition): gRPC keepalive pings
+// close the connection and its watch and lease streams move to another
+// member. Without them a stream on a paused member hangs forever, and the
+// leases of healthy nodes whose keepalives went there expire.
+func clientConfig(eps []string) clientv3.Config {
+	return clientv3.Config{
+		Endpoints: eps, DialTimeout: 5 * time.Second,
+		DialKeepAliveTime: time.Second, DialKeepAliveTimeout: time.Second,
+	}
+}
+
 func newClient(t testing.TB, eps []string) *clientv3.Client {
 	t.Helper()
-	cli, err := clientv3.New(clientv3.Config{Endpoints: eps, DialTimeout: 5 * time.Second})
+	cli, err := clientv3.New(clientConfig(eps))
 	if err != nil {
 		t.Fatal(err)
 	}

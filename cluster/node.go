@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -189,6 +190,9 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		parser:  stanza.Parser{Limits: cfg.Core.Limits},
 	}
 	if cfg.DataDir != "" {
+		if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+			return nil, err
+		}
 		if err := n.loadLocal(); err != nil {
 			return nil, err
 		}
