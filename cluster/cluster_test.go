@@ -595,6 +595,8 @@ func TestQuorumLoss(t *testing.T) {
 	}
 	c.nodes[1].Stop()
 	c.nodes[2].Stop()
+	// Each Close waits about 7 s for the gRPC streams other clients hold
+	// on the member (etcd's graceful stop).
 	c.stopMember(c.members[1])
 	c.stopMember(c.members[2])
 	start := time.Now()
@@ -606,5 +608,57 @@ func TestQuorumLoss(t *testing.T) {
 	out, err := n.Server(clock.Epoch2000.Add(2*time.Minute), []byte(`<presence from='juliet@capulet.com/balcony' to='romeo@montague.com' type='probe'/>`))
 	if err != nil || len(out) != 1 || !bytes.Contains(out[0].Stanza, []byte("<show>dnd</show>")) {
 		t.Fatalf("a probe without quorum: %s, %v; want the last applied presence", outputStrings(out), err)
+	}
+}
+
+// TestRestartBehindCompaction: a node stopped for a while restarts from its
+// local snapshot, finds the log after it compacted away, loads the
+// published snapshot instead and replays the rest.
+func TestRestartBehindCompaction(t *testing.T) {
+	dataDir := t.TempDir()
+	c := startCluster(t, func(i int, cfg *Config) {
+		if i == 2 {
+			cfg.DataDir = dataDir
+		}
+	})
+	write := func(from, to int) {
+		t.Helper()
+		for k := from; k < to; k++ {
+			s := stanza.MustParse(fmt.Sprintf("u%d@capulet.com/r", k%41))
+			if _, err := c.nodes[k%2].Client(clock.Epoch2000.Add(time.Duration(k)*time.Second), s, broadcast(fmt.Sprint(k))); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	for k := range 120 { // every node writes, so that node 3 snapshots locally
+		s := stanza.MustParse(fmt.Sprintf("v%d@montague.com/r", k%13))
+		if _, err := c.nodes[k%3].Client(clock.Epoch2000.Add(time.Duration(k)*time.Second), s, broadcast("v")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.settle(c.nodes...)
+	if st := c.nodes[2].Stats(); st.Snapshots == 0 {
+		t.Fatalf("node 3 took no local snapshot: %+v", st)
+	}
+	if err := c.nodes[2].Stop(); err != nil {
+		t.Fatal(err)
+	}
+	stoppedAt := c.nodes[2].Applied()
+	write(0, 300)
+	c.settle(c.nodes[:2]...)
+	deadline := time.Now().Add(10 * time.Second)
+	for c.nodes[0].Stats().Compacted <= stoppedAt && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if got := c.nodes[0].Stats().Compacted; got <= stoppedAt {
+		t.Fatalf("etcd compacted at %d, not past the stopped node's %d", got, stoppedAt)
+	}
+	back := c.startNode(2, func(i int, cfg *Config) { cfg.DataDir = dataDir })
+	c.settle(c.nodes...)
+	if st := back.Stats(); st.LoadedFromEtcd != 1 {
+		t.Errorf("the restarted node loaded %d snapshots from etcd, want 1", st.LoadedFromEtcd)
+	}
+	if got, want := back.Snapshot(nil), c.nodes[0].Snapshot(nil); !bytes.Equal(got, want) {
+		t.Error("the restarted node's durable state differs from node 0's")
 	}
 }
