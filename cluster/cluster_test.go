@@ -27,7 +27,7 @@ import (
 var served = []string{"montague.com", "capulet.com"}
 
 type testCluster struct {
-	t       *testing.T
+	t       testing.TB
 	specs   []memberSpec
 	members []*embed.Etcd
 	stopped map[*embed.Etcd]bool
@@ -55,7 +55,7 @@ func (c *testCluster) stopMember(e *embed.Etcd) {
 
 // startCluster starts three members and a node on each, the node's client
 // pointed at its own member first.
-func startCluster(t *testing.T, cfg func(i int, c *Config)) *testCluster {
+func startCluster(t testing.TB, cfg func(i int, c *Config)) *testCluster {
 	t.Helper()
 	c := &testCluster{t: t, specs: clusterSpecs(t, t.TempDir(), 3), stopped: make(map[*embed.Etcd]bool)}
 	for _, s := range c.specs {
