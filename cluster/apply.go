@@ -229,8 +229,11 @@ func (n *Node) snapshot() {
 	if publish && !n.publishing.CompareAndSwap(false, true) {
 		publish = false
 	}
-	// Etcd round trips leave the apply goroutine free.
+	// Etcd round trips leave the apply goroutine free. The apply goroutine
+	// is itself counted in wg, so this Add cannot race Stop's Wait.
+	n.wg.Add(1)
 	go func() {
+		defer n.wg.Done()
 		ctx, cancel := context.WithTimeout(n.ctx, n.cfg.WriteTimeout)
 		defer cancel()
 		if _, err := n.cli.Put(ctx, n.appliedKey(member), strconv.FormatInt(rev, 10), clientv3.WithLease(lease)); err != nil || !publish {
