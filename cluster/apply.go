@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/lastseen-xmpp/lastseen/core"
@@ -15,6 +16,7 @@ import (
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"google.golang.org/grpc/metadata"
 )
 
 // applyLoop watches the log from the last applied revision and applies
@@ -23,39 +25,76 @@ import (
 // snapshot first.
 func (n *Node) applyLoop() {
 	defer n.wg.Done()
-	for n.ctx.Err() == nil {
-		from := n.applied.Load() + 1
-		wch := n.cli.Watch(n.ctx, n.watchPrefix(), clientv3.WithPrefix(), clientv3.WithRev(from))
-		for wr := range wch {
-			if wr.CompactRevision != 0 || errors.Is(wr.Err(), rpctypes.ErrCompacted) {
-				if err := n.loadPublished(wr.CompactRevision); err != nil {
-					n.sleep(200 * time.Millisecond)
-				}
-				break
+	for gen := 0; n.ctx.Err() == nil; gen++ {
+		n.watch(gen)
+		n.sleep(50 * time.Millisecond)
+	}
+}
+
+// watch runs one watch of the log until it breaks. Each watch gets a gRPC
+// stream of its own (clientv3 shares one stream between watches with the
+// same metadata), so that a new watch need not land on the member the last
+// one hung on. A watchdog asks for a progress report every quarter of the
+// lease TTL and gives the watch up when nothing arrived for half of it: a
+// stream on a member that stopped answering would otherwise hang until
+// gRPC keepalive noticed, at least 10 s later.
+func (n *Node) watch(gen int) {
+	ctx, cancel := context.WithCancel(n.ctx)
+	defer cancel()
+	ctx = metadata.AppendToOutgoingContext(ctx, "lastseen-watch", strconv.Itoa(gen))
+	n.mu.Lock()
+	n.watchCtx = ctx // WaitApplied asks this watch's stream for progress
+	n.mu.Unlock()
+	var heard atomic.Int64
+	heard.Store(time.Now().UnixNano())
+	every := max(n.cfg.LeaseTTL/4, 100*time.Millisecond)
+	go func() {
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
 			}
-			if wr.Err() != nil {
-				break
+			if time.Since(time.Unix(0, heard.Load())) > 2*every {
+				cancel()
+				return
 			}
-			if wr.IsProgressNotify() {
-				// Every event up to the header's revision was delivered:
-				// revisions of keys outside the log (snapshots, reports)
-				// count as applied too.
-				if r := wr.Header.Revision; r > n.applied.Load() {
-					n.advance(r)
-				}
-				continue
+			_ = n.cli.RequestProgress(ctx)
+		}
+	}()
+	from := n.applied.Load() + 1
+	wch := n.cli.Watch(ctx, n.watchPrefix(), clientv3.WithPrefix(), clientv3.WithRev(from))
+	for wr := range wch {
+		heard.Store(time.Now().UnixNano())
+		if wr.CompactRevision != 0 || errors.Is(wr.Err(), rpctypes.ErrCompacted) {
+			if err := n.loadPublished(wr.CompactRevision); err != nil {
+				n.sleep(200 * time.Millisecond)
 			}
-			for _, ev := range wr.Events {
-				n.applyEvent(ev)
+			return
+		}
+		if wr.Err() != nil {
+			return
+		}
+		if wr.IsProgressNotify() {
+			// Every event up to the header's revision was delivered:
+			// revisions of keys outside the log (snapshots, reports)
+			// count as applied too.
+			if r := wr.Header.Revision; r > n.applied.Load() {
+				n.advance(r)
 			}
-			if len(wr.Events) > 0 {
-				n.advance(wr.Events[len(wr.Events)-1].Kv.ModRevision)
-				if n.sinceSnap >= n.cfg.SnapshotEvery {
-					n.snapshot()
-				}
+			continue
+		}
+		for _, ev := range wr.Events {
+			n.applyEvent(ev)
+		}
+		if len(wr.Events) > 0 {
+			n.advance(wr.Events[len(wr.Events)-1].Kv.ModRevision)
+			if n.sinceSnap >= n.cfg.SnapshotEvery {
+				n.snapshot()
 			}
 		}
-		n.sleep(50 * time.Millisecond)
 	}
 }
 

@@ -596,9 +596,14 @@ func TestQuorumLoss(t *testing.T) {
 	c.nodes[1].Stop()
 	c.nodes[2].Stop()
 	// Each Close waits about 7 s for the gRPC streams other clients hold
-	// on the member (etcd's graceful stop).
-	c.stopMember(c.members[1])
-	c.stopMember(c.members[2])
+	// on the member (etcd's graceful stop): close both at once.
+	var wg sync.WaitGroup
+	for _, e := range c.members[1:] {
+		c.stopped[e] = true
+		wg.Add(1)
+		go func() { defer wg.Done(); e.Close() }()
+	}
+	wg.Wait()
 	start := time.Now()
 	_, err := n.Client(clock.Epoch2000.Add(time.Minute), romeo, broadcast("chat"))
 	if !errors.Is(err, ErrNotCommitted) {

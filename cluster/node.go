@@ -92,7 +92,10 @@ type Node struct {
 	mine    map[string]bool // every member key this Node has held
 	pending map[uint64][]*request
 	seq     uint64
-	stats   Stats
+	// watchCtx is the context of the current watch of the log: progress
+	// requests go to the stream it selects.
+	watchCtx context.Context
+	stats    Stats
 
 	// Used by the apply goroutine only.
 	st         replicated
@@ -253,36 +256,35 @@ func (n *Node) Rejoin(ctx context.Context) error {
 }
 
 // keepAlive renews the lease until the node stops or the lease is gone.
-// It does not itself declare the node expired when etcd is unreachable:
-// only the log (the Delete of the member key) or a refused write does, so
-// that a lost quorum reads as ErrNotCommitted, not as an expiry.
+// It renews with one short call at a time, each bounded by a quarter of
+// the TTL, rather than clientv3's long-lived keepalive stream: a stream on
+// a member that stopped answering (paused, partitioned) is noticed only by
+// gRPC keepalive, which waits at least 10 s, and the lease would expire
+// meanwhile although two members were healthy; a failed call is retried at
+// once and goes to the next member. It does not itself declare the node
+// expired: only the log (the Delete of the member key) or a refused write
+// does, so that a lost quorum reads as ErrNotCommitted, not as an expiry.
 func (n *Node) keepAlive(id clientv3.LeaseID) {
 	defer n.wg.Done()
+	every := max(n.cfg.LeaseTTL/4, 100*time.Millisecond)
 	for n.ctx.Err() == nil {
-		ch, err := n.cli.KeepAlive(n.ctx, id)
-		if err == nil {
-			for range ch {
-			}
-		}
-		if n.ctx.Err() != nil {
-			return
-		}
-		ctx, cancel := context.WithTimeout(n.ctx, time.Second)
-		ttl, err := n.cli.TimeToLive(ctx, id)
-		cancel()
-		if errors.Is(err, rpctypes.ErrLeaseNotFound) || (err == nil && ttl.TTL <= 0) {
-			return // the expiry entry will follow in the log
-		}
 		n.mu.Lock()
 		current := n.lease == id && n.member != ""
 		n.mu.Unlock()
 		if !current {
 			return
 		}
-		select {
-		case <-n.ctx.Done():
-		case <-time.After(200 * time.Millisecond):
+		ctx, cancel := context.WithTimeout(n.ctx, every)
+		_, err := n.cli.KeepAliveOnce(ctx, id)
+		cancel()
+		if errors.Is(err, rpctypes.ErrLeaseNotFound) {
+			return // the expiry entry follows in the log
 		}
+		if err != nil {
+			n.sleep(20 * time.Millisecond)
+			continue
+		}
+		n.sleep(every)
 	}
 }
 
@@ -316,7 +318,7 @@ func (n *Node) Applied() int64 { return n.applied.Load() }
 func (n *Node) WaitApplied(ctx context.Context, rev int64) error {
 	for {
 		n.mu.Lock()
-		ch := n.notify
+		ch, wctx := n.notify, n.watchCtx
 		n.mu.Unlock()
 		if n.applied.Load() >= rev {
 			return nil
@@ -324,7 +326,9 @@ func (n *Node) WaitApplied(ctx context.Context, rev int64) error {
 		select {
 		case <-ch:
 		case <-time.After(20 * time.Millisecond):
-			_ = n.cli.RequestProgress(n.ctx)
+			if wctx != nil {
+				_ = n.cli.RequestProgress(wctx)
+			}
 		case <-ctx.Done():
 			return fmt.Errorf("cluster: waiting for revision %d (applied %d): %w", rev, n.applied.Load(), ctx.Err())
 		case <-n.ctx.Done():
