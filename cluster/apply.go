@@ -129,6 +129,10 @@ func (n *Node) applyEvent(ev *clientv3.Event) {
 		if n.mine[b.writer] {
 			reqs = n.pending[b.seq]
 			delete(n.pending, b.seq)
+			// Counted here, before any caller is answered, so that a
+			// caller that reads Stats after its call sees its change.
+			n.stats.Batches++
+			n.stats.Entries += int64(len(b.entries))
 		}
 		n.mu.Unlock()
 		for i := range b.entries {
