@@ -310,11 +310,11 @@ func (a *MemoryAuth) SetSubscription(owner, contact stanza.JID, sub Subscription
 	st := a.stripe(o)
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	if p, ok := st.owners[o]; ok || len(st.long) == 0 || st.long[o] == nil {
+	if _, long := st.long[o]; !long {
 		// Packed, or no roster yet: build the new packed string in one
 		// allocation, leaving no garbage between the strings kept (half
 		// empty size classes are memory too).
-		if np, n := packedSet(p, k, sub); n <= packedMax {
+		if np, n := packedSet(st.owners[o], k, sub); n <= packedMax {
 			switch {
 			case n == 0:
 				delete(st.owners, o)

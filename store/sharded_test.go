@@ -115,7 +115,10 @@ func TestShardedConcurrentReplay(t *testing.T) {
 			if !bytes.Equal(d.Sharded().Snapshot(nil), ref.Snapshot(nil)) {
 				t.Fatal("state in memory differs from the sequential run")
 			}
-			if gen := d.idle(); every < 100 && gen < 3 {
+			// Open makes generation 1; the first compaction due starts
+			// for sure, though how many more start while the writers
+			// run depends on how fast each one's snapshot is written.
+			if gen := d.idle(); every < 100 && gen < 2 {
 				t.Errorf("generation %d: the run did not compact", gen)
 			}
 			d.crash()

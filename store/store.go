@@ -28,7 +28,9 @@
 // compacts: it writes a new snapshot of generation GEN+1, starts
 // journal-GEN+1 and deletes the old journal.
 //
-// Open loads the snapshot, applies each intact frame of its journal, stops
+// Open loads the snapshot, applies each intact frame of its journal (and of
+// the journals of the generations after it, which a ShardedDurable that
+// died during a compaction leaves), stops
 // at a torn tail (a frame cut short or, as the last frame, failing its
 // checksum: what a crash during the last append leaves), applies the
 // restart rule (core.Machine.Restarted: sessions that were online come back
@@ -70,8 +72,9 @@
 //
 // OpenSharded gives the same store for a core.Sharded: a ShardedDurable is
 // safe for concurrent use, and concurrent callers share fsyncs (group
-// commit) instead of ManualSync. Its directory has the same format, so a
-// store written by either opens in the other.
+// commit) instead of ManualSync. It compacts on a goroutine of its own,
+// which no call waits for (Shutdown does). Its directory has the same
+// format, so a store written by either opens in the other.
 //
 // # Other engines
 //
